@@ -1,0 +1,3 @@
+"""siprouter: a Kamailio-compatible SIP proxy and load balancer in Python."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""The ``siprouter`` command: ``run -f FILE``, ``check -f FILE``, ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config.errors import CfgError, CfgErrors
+
+log = logging.getLogger("siprouter.main")
+
+# Kamailio debug levels -> Python logging levels
+_LEVELS = {-5: logging.CRITICAL, -4: logging.CRITICAL, -3: logging.CRITICAL,
+           -2: logging.ERROR, -1: logging.ERROR, 0: logging.WARNING, 1: 25,
+           2: logging.INFO, 3: logging.DEBUG}
+logging.addLevelName(25, "NOTICE")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "pid": record.process,
+                 "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        callid = getattr(record, "callid", None)
+        if callid:
+            entry["callid"] = callid
+        return json.dumps(entry)
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        callid = getattr(record, "callid", None)
+        return f"{text} [callid={callid}]" if callid else text
+
+
+def setup_logging(debug: int, json_lines: bool = False) -> None:
+    """Log to stderr at the level given by the cfg's ``debug=``."""
+    level = _LEVELS.get(max(-5, min(3, debug)), logging.DEBUG if debug > 3 else logging.ERROR)
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(_TextFormatter(
+            "%(asctime)s %(process)d %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _defines(items: Sequence[str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or ():
+        name, _, value = item.partition("=")
+        result[name] = value
+    return result
+
+
+def _report(err: CfgError) -> None:
+    errors = err.errors if isinstance(err, CfgErrors) else [err]
+    for one in errors:
+        print(str(one), file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .config.loader import load
+
+    setup_logging(-1)
+    try:
+        load(args.file, _defines(args.define))
+    except CfgError as err:
+        _report(err)
+        return 1
+    except OSError as err:
+        print(f"{args.file}:0:0: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: configuration OK")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config.loader import load
+    from .transport.shared import SharedArea, SharedTimestamp
+    from .transport.supervisor import run_single, supervise
+
+    setup_logging(2, args.log_json)
+    area = SharedArea()
+    shared: dict[str, object] = {"area": area, "sl_last_reply": SharedTimestamp(area)}
+    try:
+        router = load(args.file, _defines(args.define), shared)
+    except CfgError as err:
+        _report(err)
+        return 1
+    except OSError as err:
+        print(f"{args.file}:0:0: {err}", file=sys.stderr)
+        return 1
+    settings = router.settings
+    setup_logging(settings.debug, args.log_json or settings.log_engine_type == "json")
+    if settings.workdir:
+        os.chdir(settings.workdir)
+    children = args.children if args.children is not None else settings.children
+    if not settings.fork or children <= 0:
+        return run_single(router)
+    return supervise(router, children)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siprouter", description="Kamailio-compatible SIP proxy and load balancer")
+    parser.add_argument("--version", action="version", version=f"siprouter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "run a cfg file in the foreground"),
+                            ("check", "parse and compile a cfg file, report errors")):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("-f", "--file", required=True, help="cfg file")
+        cmd.add_argument("-D", "--define", action="append", metavar="NAME[=VALUE]",
+                         help="preprocessor define (like #!define)")
+        if name == "run":
+            cmd.add_argument("--children", type=int, default=None,
+                             help="worker processes (overrides children=)")
+            cmd.add_argument("--log-json", action="store_true", help="log JSON lines")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args)
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Destination selection for ``ds_select*``: Kamailio 5.6 algorithms, sans-IO.
+
+:func:`select` returns the failover-ordered destinations (the chosen one first,
+then the usable ones after it, then those before it) or None when nothing usable
+is left. It follows Kamailio 5.6 except for the deliberate divergence
+**D1 (fair dispatch)**: the hash algorithms (0, 1, 2, 3, 5, 7) and weighted alg 9
+spread an unusable destination's share over the usable ones instead of handing
+it all to the next destination (see the conformance README).
+
+State that Kamailio keeps per set in shared memory (round-robin pointer, weight
+and relative-weight table positions) lives in a :class:`SharedCounters`; pass
+the same instance to every worker process (see :class:`ProcessSharedCounters`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import random
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from itertools import chain
+from multiprocessing.context import BaseContext
+from typing import TypeVar
+
+from .destinations import WEIGHT_SLOTS, Destination, DestinationSet
+
+T = TypeVar("T")
+
+ALG_HASH_CALLID = 0
+ALG_HASH_FROM_URI = 1
+ALG_HASH_TO_URI = 2
+ALG_HASH_RURI = 3
+ALG_ROUND_ROBIN = 4
+ALG_HASH_AUTH_USER = 5
+ALG_RANDOM = 6
+ALG_HASH_PV = 7
+ALG_SERIAL = 8
+ALG_WEIGHT = 9
+ALG_CALL_LOAD = 10
+ALG_RELATIVE_WEIGHT = 11
+ALG_PARALLEL = 12
+ALG_LATENCY = 13
+
+HASH_ALGS = frozenset({0, 1, 2, 3, 5, 7})
+UNSUPPORTED_ALGS = frozenset({ALG_CALL_LOAD, ALG_PARALLEL, ALG_LATENCY})
+
+# Counters kept per set, addressed as set.index * COUNTERS_PER_SET + counter.
+RR_POINTER = 0
+WEIGHT_POINTER = 1
+RWEIGHT_POINTER = 2
+COUNTERS_PER_SET = 3
+
+KeyFn = Callable[[], int | None]
+
+
+# --------------------------------------------------------------------------- counters
+
+
+class SharedCounters(ABC):
+    """Integer counters updated atomically by every selector of a process group."""
+
+    @abstractmethod
+    def update(self, index: int, fn: Callable[[int], tuple[int, T]]) -> T:
+        """Under the lock: ``new, result = fn(old)``, store ``new``, return ``result``."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Set every counter to 0 (e.g. after a list reload)."""
+
+    def get(self, index: int) -> int:
+        return self.update(index, lambda value: (value, value))
+
+
+class LocalCounters(SharedCounters):
+    """Counters for one process (thread-safe); any index is valid."""
+
+    def __init__(self) -> None:
+        self._values: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, index: int, fn: Callable[[int], tuple[int, T]]) -> T:
+        with self._lock:
+            new, result = fn(self._values.get(index, 0))
+            self._values[index] = new
+        return result
+
+    def reset(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class ProcessSharedCounters(SharedCounters):
+    """Counters in a shared-memory array (``RawArray``) guarded by a multiprocessing lock.
+
+    Create it in the parent before forking the workers, or pass it to them as a
+    ``Process`` argument with the spawn/forkserver start methods. ``size`` must
+    cover ``COUNTERS_PER_SET`` counters per set (1024 sets by default).
+    """
+
+    def __init__(self, size: int = COUNTERS_PER_SET * 1024, ctx: BaseContext | None = None) -> None:
+        ctx = ctx or multiprocessing.get_context()
+        self.size = size
+        self._values = ctx.RawArray(ctypes.c_int64, size)
+        self._lock = ctx.Lock()
+
+    def update(self, index: int, fn: Callable[[int], tuple[int, T]]) -> T:
+        if not 0 <= index < self.size:
+            raise IndexError(f"counter {index} outside 0..{self.size - 1}")
+        with self._lock:
+            new, result = fn(self._values[index])
+            self._values[index] = new
+        return result
+
+    def reset(self) -> None:
+        with self._lock:
+            ctypes.memset(self._values, 0, ctypes.sizeof(self._values))
+
+
+def counter_index(dset: DestinationSet, counter: int) -> int:
+    """Where ``counter`` (RR_POINTER, WEIGHT_POINTER...) of ``dset`` lives."""
+    return dset.index * COUNTERS_PER_SET + counter
+
+
+# --------------------------------------------------------------------------- index rules
+
+
+def _fallback(dests: list[Destination], use_default: bool) -> int | None:
+    """Nothing usable among the candidates: the default entry if allowed and usable."""
+    if use_default and dests[-1].usable:
+        return len(dests) - 1
+    return None
+
+
+def _skip_forward(dests: list[Destination], h: int, n: int, use_default: bool) -> int | None:
+    """Kamailio: start at ``h % n`` and move to the next usable index, wrapping."""
+    start = i = h % n
+    while not dests[i].usable:
+        i = (i + 1) % n
+        if i == start:
+            return _fallback(dests, use_default)
+    return i
+
+
+def _spread_hash(dests: list[Destination], h: int, n: int, use_default: bool) -> int | None:
+    """D1: ``h % n`` if usable, else ``usable[h % len(usable)]`` (same hash)."""
+    i = h % n
+    if dests[i].usable:
+        return i
+    usable = [j for j in range(n) if dests[j].usable]
+    if usable:
+        return usable[h % len(usable)]
+    return _fallback(dests, use_default)
+
+
+def _round_robin(
+    dset: DestinationSet, n: int, shared: SharedCounters, use_default: bool
+) -> int | None:
+    """Alg 4: pick from the pointer under the lock, then point past the one used."""
+    nr = len(dset.destinations)
+
+    def advance(last: int) -> tuple[int, int | None]:
+        i = _skip_forward(dset.destinations, last, n, use_default)
+        return (last + 1 if i is None else i + 1) % nr, i
+
+    return shared.update(counter_index(dset, RR_POINTER), advance)
+
+
+def _next_slot(dset: DestinationSet, shared: SharedCounters, counter: int) -> int:
+    """Current position in a 100-slot table, advancing it."""
+    return shared.update(
+        counter_index(dset, counter),
+        lambda pos: ((pos + 1) % WEIGHT_SLOTS, pos % WEIGHT_SLOTS),
+    )
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def failover_order(
+    dests: list[Destination], chosen: int, *, use_default: bool = False, limit: int = 0
+) -> list[Destination]:
+    """Chosen first, then usable entries after it, then before it; ``limit`` > 0 caps it.
+
+    With ``use_default`` the last entry is only appended at the end (unchecked).
+    """
+    default = len(dests) - 1 if use_default else None
+    order = [dests[chosen]]
+    for j in chain(range(chosen + 1, len(dests)), range(chosen)):
+        if j != default and dests[j].usable:
+            order.append(dests[j])
+    if default is not None and chosen != default:
+        order.append(dests[default])
+    return order[:limit] if limit > 0 else order
+
+
+def select(
+    dset: DestinationSet,
+    alg: int,
+    key_fn: KeyFn | None,
+    shared: SharedCounters,
+    *,
+    use_default: bool = False,
+    limit: int = 0,
+    rng: random.Random | None = None,
+) -> list[Destination] | None:
+    """Select from ``dset`` with algorithm ``alg``; None when nothing usable.
+
+    ``key_fn`` is called (only) by the hash algorithms and returns the hash from
+    :mod:`.hashing`, or None when the key is missing: that fails algs 0-3 and 7
+    and makes alg 5 fall back to round robin. Unknown algorithms use index 0
+    like Kamailio; algs 10, 12 and 13 raise NotImplementedError.
+    """
+    dests = dset.destinations
+    n = len(dests) - 1 if use_default and len(dests) > 1 else len(dests)
+    chosen = _choose(dset, alg, key_fn, shared, n, use_default, rng)
+    if chosen is None:
+        return None
+    return failover_order(dests, chosen, use_default=use_default, limit=limit)
+
+
+def _choose(
+    dset: DestinationSet,
+    alg: int,
+    key_fn: KeyFn | None,
+    shared: SharedCounters,
+    n: int,
+    use_default: bool,
+    rng: random.Random | None,
+) -> int | None:
+    """Index of the selected destination (before the failover list is built)."""
+    dests = dset.destinations
+    if alg in HASH_ALGS:
+        h = key_fn() if key_fn is not None else None
+        if h is not None:
+            return _spread_hash(dests, h, n, use_default)
+        if alg != ALG_HASH_AUTH_USER:
+            return None
+        return _round_robin(dset, n, shared, use_default)
+    if alg == ALG_ROUND_ROBIN:
+        return _round_robin(dset, n, shared, use_default)
+    if alg == ALG_RANDOM:
+        h = rng.getrandbits(31) if rng is not None else random.getrandbits(31)
+        return _skip_forward(dests, h, n, use_default)
+    if alg == ALG_WEIGHT:
+        slot = _next_slot(dset, shared, WEIGHT_POINTER)
+        return _skip_forward(dests, dset.weight_slots(n)[slot], n, use_default)  # D1 inside
+    if alg == ALG_RELATIVE_WEIGHT:
+        slot = _next_slot(dset, shared, RWEIGHT_POINTER)
+        return _skip_forward(dests, dset.rweight_slots()[slot], n, use_default)
+    if alg in UNSUPPORTED_ALGS:
+        raise NotImplementedError(f"dispatcher algorithm {alg} is not supported by select()")
+    return _skip_forward(dests, 0, n, use_default)  # 8 (serial) and unknown algorithms

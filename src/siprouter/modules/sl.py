@@ -1,0 +1,364 @@
+"""sl: stateless replies, the To-tag signature and local-ACK filtering (spec/sl.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from ..routing.context import Address, Context
+from ..routing.router import has_broken_headers
+from ..sip.errors import SipError
+from ..sip.headers import Via
+from .base import REQUEST_ROUTES, Exports, Function, Module, Param, PseudoVar
+
+log = logging.getLogger("siprouter.sl")
+
+ACK_WINDOW = 2.0  # seconds after the last stateless reply during which ACKs are filtered
+SL_TAG_LEN = 41
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16_x25(data: str) -> int:
+    """CRC-16/X-25 (reflected CCITT, init 0xFFFF, final complement) over latin-1 text."""
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for ch in data.encode("latin-1"):
+        crc = (crc >> 8) ^ table[(crc ^ ch) & 0xFF]
+    return (~crc) & 0xFFFF
+
+
+_HEX = "0123456789abcdef"
+
+
+def nibbles_lsb_first(value: int) -> str:
+    """Kamailio's crcitt_string_array output: hex digits least significant first."""
+    out = "0" if value == 0 else ""
+    while value and len(out) < 4:
+        out += _HEX[value & 0xF]
+        value >>= 4
+    return out.ljust(4, "0")
+
+
+def tag_prefix(sock_ip: str, sock_port: int) -> str:
+    """The constant MD5 part of the SL To-tag for the first listening socket."""
+    text = "KAMAILIO-stateless" + sock_ip.strip() + str(sock_port).strip()
+    return hashlib.md5(text.encode("latin-1")).hexdigest()
+
+
+def sl_totag(prefix: str, via: Via, callid: str) -> str:
+    """The 41-character SL To-tag for a request with this top Via and Call-ID."""
+    a = crc16_x25(via.host + via.port_str + (via.branch or ""))
+    b = crc16_x25(via.port_str + via.host + callid)
+    return prefix + "." + nibbles_lsb_first(a) + nibbles_lsb_first(b)
+
+
+# sl statistics buckets (spec/sl.md section 10)
+_CODE_BUCKETS = {200: "200_replies", 202: "202_replies", 300: "300_replies",
+                 301: "301_replies", 302: "302_replies", 400: "400_replies",
+                 401: "401_replies", 403: "403_replies", 404: "404_replies",
+                 407: "407_replies", 408: "408_replies", 483: "483_replies",
+                 500: "500_replies"}
+STAT_NAMES = ("1xx_replies", "200_replies", "202_replies", "2xx_replies", "300_replies",
+              "301_replies", "302_replies", "3xx_replies", "400_replies", "401_replies",
+              "403_replies", "404_replies", "407_replies", "408_replies", "483_replies",
+              "4xx_replies", "500_replies", "5xx_replies", "6xx_replies", "xxx_replies",
+              "sent_replies", "sent_err_replies", "failures", "received_ACKs")
+
+
+def bucket_for(code: int) -> str:
+    name = _CODE_BUCKETS.get(code)
+    if name is not None:
+        return name
+    if code < 200 or code >= 700:
+        return "xxx_replies"
+    return f"{code // 100}xx_replies"
+
+
+def format_q(q: str) -> str:
+    """q value as Kamailio prints it: at most 3 decimals, no trailing zeros."""
+    try:
+        value = float(q)
+    except ValueError:
+        return q
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+# sl_reply_error() table: internal error -> (code, text, number)
+_ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
+    -477: (477, "Unfortunately error on sending to next hop occurred", 477),
+    -478: (478, "Unresolvable destination", 478),
+    -400: (400, "Bad Request", 400),
+    -479: (479, "Regretfully, we were not able to process the URI", 479),
+    -9: (400, "Transaction tuple incomplete", 9),
+    -13: (400, "Bad To", 13),
+    -11: (500, "Error in external logic", 11),
+    -12: (500, "Forking capacity exceeded", 12),
+    -15: (400, "Invalid character in q parameter", 15),
+    -16: (400, "Empty q parameter", 16),
+    -17: (400, "Q parameter too big", 17),
+    -18: (400, "Decimal part missing in q", 18),
+    -487: (487, "Transaction canceled", 487),
+    0: (500, "No error", 0),
+    -2: (500, "No error", 2),
+}
+
+
+class SharedTimestamp:
+    """Time of the last SL reply, shared by all workers (a process-local default)."""
+
+    def __init__(self) -> None:
+        self.value = -1e18
+
+    def get(self) -> float:
+        return self.value
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+class SlModule(Module):
+    exports = Exports(
+        name="sl",
+        params=(
+            Param("default_code", int, 500),
+            Param("default_reason", str, "Internal Server Error"),
+            Param("bind_tm", int, 1),
+            Param("rich_redirect", int, 0),
+            Param("event_callback_fl_ack", str, ""),
+            Param("event_callback_lres_sent", str, ""),
+        ),
+        functions=(
+            Function("sl_send_reply", "sl_send_reply", ("int", "str"), aliases=("sl_reply",),
+                     kemi=("sl_send_reply",), routes=REQUEST_ROUTES),
+            Function("send_reply", "send_reply", ("int", "str"), kemi=("send_reply",)),
+            Function("send_reply_mode", "send_reply_mode", ("int", "str", "int"),
+                     kemi=("send_reply_mode",)),
+            Function("sl_reply_error", "sl_reply_error", (), kemi=("sl_reply_error",),
+                     routes=REQUEST_ROUTES),
+            Function("sl_forward_reply", "sl_forward_reply", (), ("str", "str"),
+                     kemi=("sl_forward_reply",)),
+        ),
+        pvs=(PseudoVar("ltt", "pv_ltt"),),
+        rpc=(("sl.stats", "rpc_stats"),),
+        stats=STAT_NAMES,
+        kemi_module="sl",
+    )
+
+    def __init__(self, router: Any) -> None:
+        super().__init__(router)
+        self.stats = dict.fromkeys(STAT_NAMES, 0)
+        self.last_reply = SharedTimestamp()
+        self.prefix = ""
+
+    def init(self) -> None:
+        ip, port = self.router.first_socket
+        self.prefix = tag_prefix(ip, port)
+        self.router.pre_script.insert(0, self.filter_ack)
+        shared = self.router.shared.get("sl_last_reply")
+        if shared is not None:
+            self.last_reply = shared  # type: ignore[assignment]
+
+    def stat_values(self) -> dict[str, int]:
+        return dict(self.stats)
+
+    # ----------------------------------------------------------- ACK filter
+    def filter_ack(self, ctx: Context) -> bool:
+        """Pre-script hook: absorb ACKs to our own stateless replies. False = absorbed."""
+        msg = ctx.msg
+        if msg.method != "ACK":
+            return True
+        if self.last_reply.get() + ACK_WINDOW < ctx.now:
+            return True
+        try:
+            to = msg.to
+            tag = to.tag if to is not None else None
+            if not tag or len(tag) != SL_TAG_LEN:
+                return True
+            if tag != sl_totag(self.prefix, msg.via1, msg.callid):
+                return True
+        except SipError:
+            return True
+        self.stats["received_ACKs"] += 1
+        self.router.run_event("sl:filtered-ack", ctx)
+        return False
+
+    # ----------------------------------------------------------- replies
+    def totag_for(self, ctx: Context) -> str:
+        return sl_totag(self.prefix, ctx.msg.via1, ctx.msg.callid)
+
+    def build_reply(self, ctx: Context, code: int, reason: str,
+                    extra_headers: list[str] | None = None) -> str:
+        """The text of a stateless reply to ctx.msg (spec/sl.md section 3)."""
+        msg = ctx.msg
+        text = msg.text
+        code %= 1000
+        parts = [f"{msg.version} {code:03d} {reason}\r\n"]
+        copy_rr = 180 <= code <= 299
+        top_via_done = False
+        for hdr in msg.headers:
+            key = hdr.key
+            if key == "via":
+                if not top_via_done:
+                    parts.append(self._top_via_line(ctx, hdr))
+                    top_via_done = True
+                else:
+                    parts.append(text[hdr.start:hdr.value_end] + "\r\n")
+            elif key == "to":
+                to = msg.to
+                if code >= 180 and to is not None and not to.tag:
+                    parts.append(text[hdr.start:hdr.value_end] + ";tag="
+                                 + self.totag_for(ctx) + text[hdr.value_end:hdr.end])
+                else:
+                    parts.append(text[hdr.start:hdr.end])
+            elif key in ("from", "call-id", "cseq") or (copy_rr and key == "record-route"):
+                parts.append(text[hdr.start:hdr.end])
+        parts.extend(ctx.reply_lumps)
+        if extra_headers:
+            parts.extend(extra_headers)
+        if 300 <= code <= 399:
+            contact = self._redirect_contact(ctx)
+            if contact:
+                parts.append(contact)
+        settings = self.router.settings
+        if settings.server_signature:
+            parts.append(settings.server_header + "\r\n")
+        parts.append("Content-Length: 0\r\n\r\n")
+        return "".join(parts)
+
+    def _top_via_line(self, ctx: Context, hdr: Any) -> str:
+        """The top Via header line with rport filled in and received appended."""
+        msg = ctx.msg
+        text = msg.text
+        line = text[hdr.start:hdr.value_end]
+        via = msg.via1
+        src_ip, src_port = ctx.src
+        value_start = hdr.value_span(text)[0] - hdr.start
+        has_rport = via.has_param("rport")
+        if has_rport or ctx.force_rport:
+            if has_rport:
+                from ..routing.forward import _param_span
+                span = _param_span(line, value_start, via, "rport")
+                if span is not None:
+                    line = line[:span[0]] + f"rport={src_port}" + line[span[1]:]
+            else:
+                vend = value_start + len(via.raw.rstrip())
+                line = line[:vend] + f";rport={src_port}" + line[vend:]
+        if has_rport or via.has_param("received") or \
+                via.host.strip("[]").lower() != src_ip.lower():
+            line = line + f";received={src_ip}"
+        return line + "\r\n"
+
+    def _redirect_contact(self, ctx: Context) -> str:
+        items = []
+        if ctx.new_ruri is not None:
+            items.append(f"<{ctx.new_ruri}>" + (f";q={format_q(ctx.ruri_q)}" if ctx.ruri_q else ""))
+        for branch in ctx.branches:
+            items.append(f"<{branch.uri}>" + (f";q={format_q(branch.q)}" if branch.q else ""))
+        if not items:
+            log.warning("3xx reply without a destination set: no Contact added")
+            return ""
+        return "Contact: " + ", ".join(items) + "\r\n"
+
+    def reply_address(self, ctx: Context) -> Address:
+        """Source IP; source port with rport, else the top Via port (or 5060)."""
+        via = ctx.msg.via1
+        src_ip, src_port = ctx.src
+        if via.has_param("rport") or ctx.force_rport:
+            return src_ip, src_port
+        return src_ip, via.port or 5060
+
+    def send_stateless(self, ctx: Context, code: int, reason: str,
+                       extra_headers: list[str] | None = None) -> int:
+        """Build and send a stateless reply; returns Kamailio's codes 1/-1/-2."""
+        msg = ctx.msg
+        if ctx.no_reply:
+            return -2
+        if not msg.is_request or msg.method == "ACK" or has_broken_headers(msg):
+            self.stats["failures"] += 1
+            return -1
+        try:
+            data = self.build_reply(ctx, code, reason, extra_headers)
+            dst = self.reply_address(ctx)
+        except SipError as err:
+            log.error("cannot build reply: %s", err.reason)
+            self.stats["failures"] += 1
+            return -1
+        ctx.send(data.encode("latin-1"), dst)
+        ctx.replied = True
+        self.last_reply.set(ctx.now)
+        self.stats[bucket_for(code % 1000)] += 1
+        self.stats["sent_replies"] += 1
+        return 1
+
+    # ----------------------------------------------------------- cfg functions
+    def sl_send_reply(self, ctx: Context, code: int, reason: str) -> int:
+        return self.send_stateless(ctx, code, reason)
+
+    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
+        tm = self.router.modules.get("tm")
+        if tm is not None and self.params["bind_tm"] and hasattr(tm, "reply_if_transaction"):
+            result: int | None = tm.reply_if_transaction(ctx, code, reason)
+            if result is not None:
+                return result
+        if not ctx.msg.is_request:
+            return -1
+        return self.send_stateless(ctx, code, reason)
+
+    def send_reply_mode(self, ctx: Context, code: int, reason: str, mode: int) -> int:
+        return self.send_reply(ctx, code, reason)
+
+    def sl_reply_error(self, ctx: Context) -> int:
+        code, text, number = _ERROR_REPLIES.get(
+            ctx.last_error, (500, "I'm terribly sorry, server error occurred", abs(ctx.last_error)))
+        result = self.send_stateless(ctx, code, f"{text} ({number}/SL)")
+        return -2 if result == -2 else (1 if result > 0 else -1)
+
+    def sl_forward_reply(self, ctx: Context, code: str = "", reason: str = "") -> int:
+        from ..routing.forward import forward_reply
+
+        msg = ctx.msg
+        if msg.is_request:
+            return -1
+        if code:
+            if len(code) != 3 or not code.isdigit() or code[0] != str(msg.status)[0]:
+                return -1
+            end = msg.text.find(" ", len(msg.version) + 1)
+            new_line = f"{msg.version} {code} {reason or msg.reason}"
+            line_end = msg.text.find("\n")
+            cr = 1 if msg.text[line_end - 1] == "\r" else 0
+            msg.add_edit(0, line_end - cr, new_line)
+            del end
+        return 1 if forward_reply(ctx) else -1
+
+    # ----------------------------------------------------------- PV and RPC
+    def pv_ltt(self, arg: str) -> Any:
+        def get(ctx: Context) -> str | None:
+            to = ctx.msg.to
+            if to is not None and to.tag:
+                return to.tag
+            try:
+                return self.totag_for(ctx)
+            except SipError:
+                return None
+        return get
+
+    def rpc_stats(self, *args: Any) -> dict[str, int]:
+        values = self.router.collect_stats("sl") if hasattr(self.router, "collect_stats") \
+            else self.stats
+        keys = ("200", "202", "2xx", "300", "301", "302", "3xx", "400", "401", "403", "404",
+                "407", "408", "483", "4xx", "500", "5xx", "6xx", "xxx")
+        return {key: values.get(f"{key}_replies", 0) for key in keys}

@@ -1,0 +1,178 @@
+"""Stateless forwarding of requests and replies (Kamailio's forward.c / msg_translator.c).
+
+Requests get our Via on top (a stateless, deterministic branch so that a
+retransmission, a CANCEL or the ACK of a negative reply leave with the same
+branch as the original), and ``received``/``rport`` on the previous top Via.
+Replies whose top Via is ours lose it and go to the address in the next Via.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from ..sip.errors import SipError
+from ..sip.headers import Via
+from ..sip.message import Edit, SipMessage
+from ..sip.uri import parse_uri
+from .context import Address, Context
+
+log = logging.getLogger("siprouter.core")
+
+
+def via_needs_received(via: Via, src_ip: str) -> bool:
+    """Kamailio's received_test(): host differs textually from the source, or rport present."""
+    return via.has_param("rport") or via.host.strip("[]").lower() != src_ip.lower()
+
+
+def stateless_branch(msg: SipMessage) -> str:
+    """A branch that is the same for a request, its retransmissions and its CANCEL."""
+    via = msg.via1
+    to = msg.to
+    from_ = msg.from_
+    key = "|".join((
+        via.branch or "", via.host, via.port_str, msg.callid, msg.cseq.number, msg.ruri,
+        (from_.tag or "") if from_ else "", (to.tag or "") if to else "",
+    ))
+    return "z9hG4bK" + hashlib.md5(key.encode("latin-1")).hexdigest()[:22] + ".0"
+
+
+def top_via_request_edits(ctx: Context) -> list[Edit]:
+    """Edits adding received/rport to the top Via of a forwarded request.
+
+    ``received`` goes right after host[:port]; an existing ``rport`` is given
+    the source port in place; a forced rport is appended after received.
+    """
+    msg = ctx.msg
+    hdr = msg.headers_named("via")[0]
+    via = msg.via1
+    src_ip, src_port = ctx.src
+    edits: list[Edit] = []
+    value_start = hdr.value_span(msg.text)[0]
+    has_rport = via.has_param("rport")
+    if via_needs_received(via, src_ip):
+        pos = value_start + via.hostport_end
+        edits.append((pos, msg.next_seq(), pos, f";received={src_ip}"))
+    if has_rport:
+        span = _param_span(msg.text, value_start, via, "rport")
+        if span is not None:
+            edits.append((span[0], msg.next_seq(), span[1], f"rport={src_port}"))
+    elif ctx.force_rport:
+        pos = value_start + via.hostport_end
+        edits.append((pos, msg.next_seq(), pos, f";rport={src_port}"))
+    return edits
+
+
+def _param_span(text: str, value_start: int, via: Via, name: str) -> tuple[int, int] | None:
+    """Offsets in ``text`` of ``name[=value]`` inside the top Via's parameters."""
+    raw = via.raw
+    i = via.params_offset
+    while i < len(raw):
+        if raw[i] == ";":
+            j = i + 1
+            while j < len(raw) and raw[j] in " \t":
+                j += 1
+            end = j
+            while end < len(raw) and raw[end] not in ";,":
+                end += 1
+            item = raw[j:end]
+            if item.split("=", 1)[0].strip().lower() == name:
+                return value_start + j, value_start + end - (len(item) - len(item.rstrip()))
+            i = end
+        else:
+            i += 1
+    return None
+
+
+def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] | None:
+    """Address and transport to send a request to: ``uri_text``, else $du, else the R-URI."""
+    target = uri_text or ctx.dst_uri or ctx.ruri
+    try:
+        uri = parse_uri(target)
+    except SipError:
+        log.error("cannot forward: bad destination URI %r", target)
+        return None
+    if uri.scheme not in ("sip", "sips") or not uri.host:
+        log.error("cannot forward to a non-SIP destination %r", target)
+        return None
+    maddr = uri.param("maddr")
+    host = maddr or uri.host
+    try:
+        ip = ctx.router.resolve(host)
+    except OSError:
+        log.error("cannot resolve %r", host)
+        return None
+    proto = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
+    return (ip, uri.default_port()), proto
+
+
+def forward_request(ctx: Context, uri_text: str | None = None) -> int:
+    """Kamailio's forward(): stateless relay to $du / R-URI / ``uri_text``."""
+    msg = ctx.msg
+    hop = next_hop(ctx, uri_text)
+    if hop is None:
+        ctx.last_error = -478
+        return -1
+    dst, _proto = hop
+    local_ip, local_port = ctx.local
+    first_via = msg.headers_named("via")[0]
+    branch = stateless_branch(msg)
+    edits = top_via_request_edits(ctx)
+    edits.append((first_via.start, msg.next_seq(), first_via.start,
+                  f"Via: SIP/2.0/UDP {_host_for_via(local_ip)}:{local_port};branch={branch}\r\n"))
+    if ctx.new_ruri is not None:
+        start = msg.ruri_start
+        edits.append((start, msg.next_seq(), start + len(msg.ruri), ctx.new_ruri))
+    data = msg.render(edits).encode("latin-1")
+    ctx.send(data, dst)
+    ctx.router.stats.values["fwd_requests"] += 1
+    return 1
+
+
+def _host_for_via(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def forward_reply(ctx: Context) -> bool:
+    """Relay a reply statelessly: strip our top Via and send to the next one."""
+    msg = ctx.msg
+    router = ctx.router
+    via = msg.via1
+    if not router.is_myself(via.host, via.port):
+        log.debug("dropping reply: top Via %s is not ours", via.host_port if hasattr(via, "host_port") else via.host)
+        return False
+    hdr = msg.headers_named("via")[0]
+    values = msg.via_values(hdr)
+    if len(values) > 1:
+        # several Via values on one line: remove only the first value
+        value_start = hdr.value_span(msg.text)[0]
+        raw = hdr.value
+        cut = raw.find(values[1].raw, len(values[0].raw))
+        edit: Edit = (value_start, msg.next_seq(), value_start + cut, "")
+        next_via = values[1]
+    else:
+        all_vias = msg.headers_named("via")
+        if len(all_vias) < 2:
+            log.debug("dropping reply: no Via after ours")
+            return False
+        edit = (hdr.start, msg.next_seq(), hdr.end, "")
+        try:
+            next_via = msg.via_values(all_vias[1])[0]
+        except SipError:
+            return False
+    dst = reply_destination(next_via)
+    if dst is None:
+        return False
+    ctx.send(msg.render([edit]).encode("latin-1"), dst)
+    return True
+
+
+def reply_destination(via: Via) -> Address | None:
+    """Where a relayed reply goes: received (or host) and rport (or port, or 5060)."""
+    host = via.param("received") or via.host.strip("[]")
+    rport = via.param("rport")
+    if rport and rport.isdigit():
+        port = int(rport)
+    else:
+        port = via.port or 5060
+    return host, port

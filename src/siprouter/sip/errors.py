@@ -1,0 +1,43 @@
+"""Typed SIP parse errors.
+
+Every error carries ``status`` (the SIP status a server could answer with, or
+``None`` when the message must simply be dropped) and a short ``reason``.
+"""
+
+from __future__ import annotations
+
+
+class SipError(Exception):
+    """Root of all SIP errors raised by the message layer."""
+
+    status: int | None = None
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if status is not None:
+            self.status = status
+
+
+class ParseError(SipError):
+    """The bytes are not a SIP message (or a header of it does not parse)."""
+
+    status = 400
+
+
+class StartLineError(ParseError):
+    """Bad request line or status line: the datagram is dropped."""
+
+    status = None
+
+
+class HeaderError(ParseError):
+    """A header line or a header value does not parse."""
+
+
+class UriError(ParseError):
+    """A URI does not parse."""
+
+
+class DuplicateHeaderError(HeaderError):
+    """A header that may appear only once appears several times."""

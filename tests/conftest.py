@@ -1,0 +1,24 @@
+"""Shared fixtures: where ../shared is, free ports, a running siprouter process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """The project's ../shared folder (override with SIPROUTER_SHARED)."""
+    env = os.environ.get("SIPROUTER_SHARED")
+    return Path(env) if env else ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if not path.is_dir():
+        pytest.fail(f"shared folder not found at {path} (set SIPROUTER_SHARED)")
+    return path
