@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from binascii import crc_hqx
 import logging
 from typing import Any
 
@@ -18,26 +19,18 @@ ACK_WINDOW = 2.0  # seconds after the last stateless reply during which ACKs are
 SL_TAG_LEN = 41
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc_table()
+# CRC-16/X-25 is the bit-reflected form of CRC-CCITT (binascii.crc_hqx, in C):
+# reflect every input byte, run crc_hqx with init 0xFFFF, reflect the result
+# and complement it.
+_REFLECT_BYTES = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+_REFLECT_BYTE = list(_REFLECT_BYTES)
 
 
 def crc16_x25(data: str) -> int:
     """CRC-16/X-25 (reflected CCITT, init 0xFFFF, final complement) over latin-1 text."""
-    crc = 0xFFFF
-    table = _CRC_TABLE
-    for ch in data.encode("latin-1"):
-        crc = (crc >> 8) ^ table[(crc ^ ch) & 0xFF]
-    return (~crc) & 0xFFFF
+    crc = crc_hqx(data.encode("latin-1").translate(_REFLECT_BYTES), 0xFFFF)
+    reflected = (_REFLECT_BYTE[crc & 0xFF] << 8) | _REFLECT_BYTE[crc >> 8]
+    return reflected ^ 0xFFFF
 
 
 _HEX = "0123456789abcdef"

@@ -171,7 +171,7 @@ def reply_destination(via: Via) -> Address | None:
     """Where a relayed reply goes: received (or host) and rport (or port, or 5060)."""
     host = via.param("received") or via.host.strip("[]")
     rport = via.param("rport")
-    if rport and rport.isdigit():
+    if rport and rport.isascii() and rport.isdigit():
         port = int(rport)
     else:
         port = via.port or 5060

@@ -22,7 +22,7 @@ class SipError(Exception):
 class ParseError(SipError):
     """The bytes are not a SIP message (or a header of it does not parse)."""
 
-    status = 400
+    status: int | None = 400
 
 
 class StartLineError(ParseError):
@@ -41,3 +41,7 @@ class UriError(ParseError):
 
 class DuplicateHeaderError(HeaderError):
     """A header that may appear only once appears several times."""
+
+
+class ContentLengthError(HeaderError):
+    """Content-Length announces more octets than the message holds."""

@@ -6,8 +6,10 @@ which is the key used everywhere in the message layer.
 
 from __future__ import annotations
 
+import re
+
 from .errors import HeaderError
-from .uri import Uri, parse_uri
+from .uri import Uri, check_uri, is_host, is_ipv4, is_ipv6, parse_uri
 
 COMPACT_FORMS: dict[str, str] = {
     "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
@@ -127,6 +129,8 @@ def _end_of_quoted(text: str, start: int) -> int:
 
 
 def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
+    """Value of parameter ``name`` (case-insensitive); '' for a flag, None if absent."""
+    name = name.lower()
     for key, value in params:
         if key.lower() == name:
             return "" if value is None else value
@@ -185,7 +189,11 @@ class Via:
         self.host = host
         self.port_str = port
         self.port = int(port) if port else None
-        self.params = parse_params(ptext)
+        params = parse_params(ptext)
+        for i, (name, value) in enumerate(params):
+            if value is not None and name.lower() == "rport":
+                params[i] = (name, _rport_value(value))
+        self.params = params
         # offset (inside raw) where the first ';' of the params starts, or len(raw)
         self.params_offset = len(raw) - len(after) + (semi if semi >= 0 else len(after))
         # offset just after host[:port]
@@ -195,6 +203,7 @@ class Via:
         return get_param(self.params, name)
 
     def has_param(self, name: str) -> bool:
+        name = name.lower()
         return any(key.lower() == name for key, _ in self.params)
 
     @property
@@ -203,6 +212,21 @@ class Via:
 
     def __repr__(self) -> str:
         return f"Via({self.raw!r})"
+
+
+def _rport_value(value: str) -> str | None:
+    """The rport value as a usable port, the way Kamailio's str2s() reads it.
+
+    At most 5 ASCII digits, wrapping at 16 bits; anything else, and 0, reads
+    like a bare ``rport`` (a relayed reply then goes to the Via port). So no
+    caller ever turns e.g. ``'\xb2'`` or ``'99999'`` into a bad port number.
+    """
+    if not value or len(value) > 5 or not value.isascii() or not value.isdigit():
+        return None
+    port = int(value) & 0xFFFF
+    if port == 0:
+        return None
+    return value if port == int(value) else str(port)
 
 
 def parse_via_header(value: str) -> list[Via]:
@@ -256,8 +280,30 @@ class NameAddr:
     def tag(self) -> str | None:
         return self.param("tag")
 
+    @property
+    def display_name(self) -> str:
+        """The display name without its quotes, quoted-pairs resolved ('' if none)."""
+        return unquote_string(self.display)
+
     def __repr__(self) -> str:
         return f"NameAddr({self.raw!r})"
+
+
+def unquote_string(text: str) -> str:
+    """``"a \\"b\\""`` -> ``a "b"``; text that is not a quoted string is returned as is."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return text
+    out: list[str] = []
+    i = 1
+    end = len(text) - 1
+    while i < end:
+        ch = text[i]
+        if ch == "\\" and i + 1 < end:
+            i += 1
+            ch = text[i]
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _find_unquoted(text: str, target: str) -> int:
@@ -343,3 +389,354 @@ def _split_auth_params(text: str) -> list[str]:
         raise HeaderError("unterminated quoted string in credentials")
     items.append(text[start:])
     return [item for item in (s.strip() for s in items) if item]
+
+
+# --------------------------------------------------------------------------
+# Strict validation (RFC 3261 section 25.1 grammar) used by parse_all().
+# The classes above stay lenient: they are what the routing path uses, and
+# their leniency matches Kamailio. The check_* functions take header values
+# (folding allowed) and raise HeaderError / UriError on anything the grammar
+# does not allow.
+
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        "-.!%*_+`'~")
+_WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
+_CTL_OK = frozenset("\t")
+
+
+def is_token(text: str) -> bool:
+    return bool(text) and all(ch in TOKEN_CHARS for ch in text)
+
+
+def check_text(value: str, what: str) -> None:
+    """A free-text header value: no control characters besides HTAB (after unfolding)."""
+    for ch in unfold(value):
+        if (ch < " " and ch not in _CTL_OK) or ch == "\x7f":
+            raise HeaderError(f"control character {ch!r} in {what}")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in _WS:
+        i += 1
+    return i
+
+
+def _strict_quoted_end(text: str, start: int) -> int:
+    """Index past the quoted-string starting at ``text[start] == '"'`` (strict qdtext)."""
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            return i + 1
+        if ch == "\\":
+            if i + 1 >= n or text[i + 1] in "\n\r" or text[i + 1] > "\x7f":
+                raise HeaderError(f"bad quoted-pair in {text!r}")
+            i += 2
+            continue
+        if (ch < " " and ch != "\t") or ch == "\x7f":
+            raise HeaderError(f"control character {ch!r} in quoted string {text!r}")
+        i += 1
+    raise HeaderError(f"unterminated quoted string in {text!r}")
+
+
+def _scan_token(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in TOKEN_CHARS:
+        i += 1
+    return i
+
+
+def check_params(text: str, what: str,
+                 bare_ipv6: frozenset[str] = frozenset()) -> list[tuple[str, str | None]]:
+    """Strict ``*( SEMI generic-param )`` (text unfolded, may start with blanks).
+
+    generic-param = token [ EQUAL gen-value ], gen-value = token / host /
+    quoted-string; SEMI and EQUAL allow blanks on both sides. Parameters named
+    in ``bare_ipv6`` (lower case) may also hold an IPv6 address without
+    brackets (Via ``received``). Returns the parameters, names as written.
+    """
+    params: list[tuple[str, str | None]] = []
+    n = len(text)
+    i = _skip_ws(text, 0)
+    while i < n:
+        if text[i] != ";":
+            raise HeaderError(f"expected ';' in {what}: {text!r}")
+        i = _skip_ws(text, i + 1)
+        start = i
+        i = _scan_token(text, i)
+        name = text[start:i]
+        if not name:
+            raise HeaderError(f"empty parameter in {what}: {text!r}")
+        i = _skip_ws(text, i)
+        value: str | None = None
+        if i < n and text[i] == "=":
+            i = _skip_ws(text, i + 1)
+            if i < n and text[i] == '"':
+                end = _strict_quoted_end(text, i)
+            else:
+                end = i
+                while end < n and text[end] != ";":
+                    end += 1
+                while end > i and text[end - 1] in _WS:
+                    end -= 1
+            value = text[i:end]
+            if not (value.startswith('"') or is_token(value) or is_host(value)
+                    or (name.lower() in bare_ipv6 and is_ipv6(value))):
+                raise HeaderError(f"bad value {value!r} of parameter {name!r} in {what}")
+            i = _skip_ws(text, end)
+        params.append((name, value))
+    return params
+
+
+def check_display_name(display: str, raw: str) -> None:
+    """display-name = *(token LWS) / quoted-string."""
+    if not display:
+        return
+    if display.startswith('"'):
+        if _strict_quoted_end(display, 0) != len(display):
+            raise HeaderError(f"garbage after quoted display name in {raw!r}")
+        return
+    for word in re.split(r"[ \t]+", display):
+        if not is_token(word):
+            raise HeaderError(f"bad display name {display!r} in {raw!r}")
+
+
+_QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
+
+
+def check_name_addr(value: str, what: str, angle_required: bool = False,
+                    contact: bool = False) -> NameAddr:
+    """One name-addr / addr-spec with header parameters, strictly.
+
+    ``angle_required`` (Route, Record-Route) rejects the bare addr-spec form.
+    ``contact`` also checks the q and expires parameters.
+    """
+    text = unfold(value).strip(_WS)
+    addr = NameAddr(text)
+    lt = _find_unquoted(text, "<")
+    if lt >= 0:
+        gt = text.find(">", lt)
+        check_display_name(text[:lt].strip(_WS), text)
+        inner = text[lt + 1:gt]
+        if inner != inner.strip(_WS):
+            raise HeaderError(f"white space inside <> in {what}: {text!r}")
+        ptext = text[gt + 1:]
+    else:
+        if angle_required:
+            raise HeaderError(f"{what} must use <>: {text!r}")
+        semi = text.find(";")
+        ptext = "" if semi < 0 else text[semi:]
+        for ch in "?,":
+            if ch in addr.uri_text:
+                raise HeaderError(f"URI with {ch!r} must be enclosed in <> in {what}: {text!r}")
+    check_uri(addr.uri_text)
+    params = check_params(ptext, what)
+    if contact:
+        for name, pvalue in params:
+            key = name.lower()
+            if key == "q" and (pvalue is None or not _QVALUE.match(pvalue)):
+                raise HeaderError(f"bad q value in {what}: {text!r}")
+            if key == "expires" and (pvalue is None or not pvalue.isdigit()
+                                     or not pvalue.isascii()):
+                raise HeaderError(f"bad expires parameter in {what}: {text!r}")
+    return addr
+
+
+def _nonempty_parts(value: str, what: str) -> list[str]:
+    parts = split_commas(unfold(value))
+    if any(not part for part in parts):
+        raise HeaderError(f"empty element in {what}: {value!r}")
+    return parts
+
+
+def check_name_addr_list(value: str, what: str, angle_required: bool = False,
+                         contact: bool = False) -> list[NameAddr]:
+    """Comma-separated name-addr values (Contact, Route, Record-Route)."""
+    return [check_name_addr(part, what, angle_required, contact)
+            for part in _nonempty_parts(value, what)]
+
+
+_SENT_PROTOCOL = re.compile(r"[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)"
+                            r"[ \t]+")
+
+
+def check_via_value(value: str) -> Via:
+    """One Via value: sent-protocol LWS sent-by *( SEMI via-params ), strictly."""
+    text = unfold(value)
+    via = Via(text)
+    match = _SENT_PROTOCOL.match(text)
+    if match is None or not all(is_token(g) for g in match.groups()):
+        raise HeaderError(f"bad Via sent-protocol in {text!r}")
+    rest = text[match.end():]
+    semi = rest.find(";")
+    sent_by = (rest if semi < 0 else rest[:semi]).strip(_WS)
+    ptext = "" if semi < 0 else rest[semi:]
+    if sent_by.startswith("["):
+        end = sent_by.find("]") + 1
+        host, port_part = sent_by[:end], sent_by[end:].strip(_WS)
+    else:
+        host, colon, port = sent_by.partition(":")
+        host = host.rstrip(_WS)
+        port_part = colon + port
+    if not is_host(host):
+        raise HeaderError(f"bad Via host {host!r} in {text!r}")
+    if port_part:
+        port = port_part[1:].strip(_WS)
+        if not port_part.startswith(":") or not port.isdigit() or not port.isascii():
+            raise HeaderError(f"bad Via port in {text!r}")
+    for name, pvalue in check_params(ptext, "Via", frozenset(("received",))):
+        key = name.lower()
+        if key == "branch" and (pvalue is None or not is_token(pvalue)):
+            raise HeaderError(f"bad Via branch in {text!r}")
+        if key == "received" and (pvalue is None or not (is_ipv4(pvalue)
+                                                         or is_ipv6(pvalue))):
+            raise HeaderError(f"bad Via received in {text!r}")
+        if key == "ttl" and (pvalue is None or not pvalue.isdigit() or not pvalue.isascii()
+                             or len(pvalue) > 3 or int(pvalue) > 255):
+            raise HeaderError(f"bad Via ttl in {text!r}")
+        if key == "maddr" and (pvalue is None or not is_host(pvalue)):
+            raise HeaderError(f"bad Via maddr in {text!r}")
+        if key == "rport" and pvalue is not None and (not pvalue.isdigit()
+                                                      or not pvalue.isascii()):
+            raise HeaderError(f"bad Via rport in {text!r}")
+    return via
+
+
+def check_via(value: str) -> list[Via]:
+    """A whole Via header line (one or more comma-separated values)."""
+    return [check_via_value(part) for part in _nonempty_parts(value, "Via")]
+
+
+MAX_CSEQ = 2 ** 31
+_CSEQ = re.compile(r"([0-9]+)[ \t]+(\S+)", re.ASCII)
+
+
+def check_cseq(value: str) -> CSeq:
+    """CSeq = 1*DIGIT LWS Method, the number below 2**31 (RFC 3261 section 8.1.1.5)."""
+    cseq = CSeq(value)
+    match = _CSEQ.fullmatch(unfold(value).strip(_WS))
+    if match is None or not is_token(match.group(2)):
+        raise HeaderError(f"bad CSeq {value!r}")
+    if int(match.group(1)) >= MAX_CSEQ:
+        raise HeaderError(f"bad CSeq number {cseq.number!r}")
+    return cseq
+
+
+def check_call_id(value: str) -> None:
+    """callid = word [ "@" word ]."""
+    text = value.strip(_WS)
+    words = text.split("@")
+    if len(words) > 2 or not all(w and all(ch in _WORD_CHARS for ch in w) for w in words):
+        raise HeaderError(f"bad Call-ID {value!r}")
+
+
+def check_digits(value: str, what: str, maximum: int | None = None) -> int:
+    """1*DIGIT, optionally at most ``maximum``."""
+    text = unfold(value).strip(_WS)
+    if not text.isdigit() or not text.isascii():
+        raise HeaderError(f"bad {what} {value!r}")
+    number = int(text)
+    if maximum is not None and number > maximum:
+        raise HeaderError(f"{what} {value!r} out of range")
+    return number
+
+
+def check_token_list(value: str, what: str, empty_ok: bool = False) -> list[str]:
+    """token *( COMMA token ) (option tags, methods...)."""
+    text = unfold(value).strip(_WS)
+    if not text:
+        if empty_ok:
+            return []
+        raise HeaderError(f"empty {what}")
+    items = [item.strip(_WS) for item in text.split(",")]
+    if not all(is_token(item) for item in items):
+        raise HeaderError(f"bad {what} {value!r}")
+    return items
+
+
+def _check_media_type(text: str, what: str, star_ok: bool) -> None:
+    semi = text.find(";")
+    mtype = text if semi < 0 else text[:semi]
+    main, slash, sub = mtype.partition("/")
+    main, sub = main.strip(_WS), sub.strip(_WS)
+    if not slash or not is_token(main) or not is_token(sub):
+        raise HeaderError(f"bad media type in {what}: {text!r}")
+    if not star_ok and (main == "*" or sub == "*"):
+        raise HeaderError(f"wildcard media type in {what}: {text!r}")
+    if semi >= 0:
+        for _name, pvalue in check_params(text[semi:], what):
+            if pvalue is None:
+                raise HeaderError(f"media parameter without value in {what}: {text!r}")
+
+
+def check_content_type(value: str) -> None:
+    """media-type = m-type SLASH m-subtype *( SEMI m-parameter )."""
+    _check_media_type(unfold(value).strip(_WS), "Content-Type", star_ok=False)
+
+
+def check_accept(value: str) -> None:
+    """Accept = [ accept-range *( COMMA accept-range ) ]."""
+    text = unfold(value).strip(_WS)
+    if not text:
+        return
+    for part in _nonempty_parts(text, "Accept"):
+        _check_media_type(part, "Accept", star_ok=True)
+
+
+_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+                   r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+                   r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z")
+
+
+def check_date(value: str) -> None:
+    """SIP-date = rfc1123-date, which must be in GMT (RFC 3261 section 20.17)."""
+    if _DATE.match(unfold(value).strip(_WS)) is None:
+        raise HeaderError(f"bad Date {value!r}")
+
+
+def _split_unquoted(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside quoted strings, keeping empty items."""
+    items: list[str] = []
+    in_quote = False
+    start = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == sep:
+            items.append(text[start:i])
+            start = i + 1
+        i += 1
+    items.append(text[start:])
+    return items
+
+
+def check_credentials(value: str) -> Credentials:
+    """credentials = auth-scheme LWS auth-param *( COMMA auth-param ), strictly.
+
+    auth-param = auth-param-name EQUAL ( token / quoted-string ).
+    """
+    text = unfold(value).strip(_WS)
+    end = _scan_token(text, 0)
+    if end == 0 or end >= len(text) or text[end] not in _WS:
+        raise HeaderError(f"bad credentials {text!r}")
+    for item in _split_unquoted(text[end:], ","):
+        name, eq, val = item.partition("=")
+        val = val.strip(_WS)
+        if not eq or not is_token(name.strip(_WS)) or not val:
+            raise HeaderError(f"bad auth parameter {item!r} in {text!r}")
+        if val.startswith('"'):
+            if _strict_quoted_end(val, 0) != len(val):
+                raise HeaderError(f"bad quoted auth parameter in {text!r}")
+        elif not is_token(val):
+            raise HeaderError(f"bad auth parameter value in {text!r}")
+    return Credentials(text)

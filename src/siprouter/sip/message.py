@@ -15,9 +15,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import HeaderError, ParseError, StartLineError
-from .headers import CSeq, NameAddr, Via, canonical_name, parse_via_header, unfold
-from .uri import Uri, parse_uri
+from .errors import (
+    ContentLengthError,
+    DuplicateHeaderError,
+    HeaderError,
+    ParseError,
+    StartLineError,
+)
+from .headers import (
+    CSeq,
+    NameAddr,
+    Via,
+    canonical_name,
+    check_accept,
+    check_call_id,
+    check_content_type,
+    check_credentials,
+    check_cseq,
+    check_date,
+    check_digits,
+    check_name_addr,
+    check_name_addr_list,
+    check_text,
+    check_token_list,
+    check_via,
+    is_token,
+    parse_via_header,
+    unfold,
+)
+from .uri import Uri, check_uri, parse_uri
 
 
 class Header:
@@ -42,10 +68,15 @@ class Header:
         self.parsed: Any = None
 
     def value_span(self, text: str) -> tuple[int, int]:
-        """Offsets in ``text`` of the value with surrounding blanks removed."""
+        """Offsets in ``text`` of the value with surrounding blanks removed.
+
+        ``text[start:end] == self.value``: a value that starts on a continuation
+        line starts after the line break.
+        """
         start = self.colon + 1
         end = self.value_end
-        while start < end and text[start] in " \t":
+        lead = " \t\r\n" if "\n" in text[start:end] else " \t"
+        while start < end and text[start] in lead:
             start += 1
         while end > start and text[end - 1] in " \t":
             end -= 1
@@ -282,7 +313,8 @@ def parse_message(data: bytes | str) -> SipMessage:
                 raise HeaderError("continuation line before the first header")
             last.value_end = content_end
             last.end = line_end
-            last.value = text[last.colon + 1:content_end].strip(" \t")
+            # a value that starts on a continuation line does not start with CRLF
+            last.value = text[last.colon + 1:content_end].lstrip(" \t\r\n").rstrip(" \t")
         else:
             colon = find(":", pos, content_end)
             if colon < 0:
@@ -305,44 +337,124 @@ def parse_message(data: bytes | str) -> SipMessage:
     return msg
 
 
-def parse_all(msg: SipMessage) -> None:
-    """Parse every header siprouter knows, raising the first :class:`ParseError`.
+# Headers that may appear at most once (RFC 3261 section 7.3.1: their grammar is
+# not a comma-separated list).
+SINGLE_HEADERS = ("from", "to", "call-id", "cseq", "content-length", "max-forwards",
+                  "content-type", "expires", "date", "min-expires", "mime-version")
+# Required in every message (RFC 3261 section 8.1.1). Max-Forwards is required
+# in requests by RFC 3261 but absent from RFC 2543 ones, which stay acceptable.
+REQUIRED_HEADERS = ("from", "to", "call-id", "cseq", "via")
+MAX_FORWARDS_LIMIT = 255
 
-    Used by tests and by strict checks; the routing path stays lazy.
-    """
+_REASON_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                       "-_.!~*'();/?:@&=+$,% \t")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _check_start_line(msg: SipMessage) -> None:
+    """Request-Line / Status-Line exactly as RFC 3261 section 7.1 / 7.2 writes them."""
+    text = msg.text
+    end = msg.first_line_end - 1
+    if end > 0 and text[end - 1] == "\r":
+        end -= 1
+    line = text[:end]
     if msg.is_request:
-        msg.uri  # noqa: B018 - parse for the side effect of validation
-    for hdr in msg.headers_named("via"):
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[2].upper() != "SIP/2.0":
+            raise StartLineError(f"bad request line {line[:80]!r}")
+        if not is_token(parts[0]):
+            raise StartLineError(f"bad method in {line[:80]!r}")
+        check_uri(parts[1], allow_headers=False)
+        return
+    version, _, rest = line.partition(" ")
+    _code, sp, reason = rest.partition(" ")
+    if version.upper() != "SIP/2.0" or not sp or not 100 <= msg.status <= 699:
+        raise StartLineError(f"bad status line {line[:80]!r}")
+    for i, ch in enumerate(reason):
+        if ch == "%" and not (len(reason) > i + 2 and reason[i + 1] in _HEX
+                              and reason[i + 2] in _HEX):
+            raise StartLineError(f"bad escape in reason phrase {line[:80]!r}")
+        if ch not in _REASON_OK and ch < "\x80":
+            raise StartLineError(f"bad character {ch!r} in reason phrase {line[:80]!r}")
+
+
+def _check_header(msg: SipMessage, hdr: Header) -> None:
+    """Strictly parse one header by its canonical name; unknown ones as free text."""
+    key = hdr.key
+    value = hdr.value
+    if not is_token(hdr.name):
+        raise HeaderError(f"bad header name {hdr.name!r}")
+    if key == "via":
+        check_via(value)
         msg.via_values(hdr)
-    for key in ("from", "to"):
-        addr = msg.name_addr(key)
-        if addr is None:
-            raise HeaderError(f"missing {key} header")
-        if addr.uri.scheme in ("sip", "sips", "tel"):
-            pass
-    for key in ("from", "to", "call-id", "cseq", "via"):
+    elif key in ("from", "to"):
+        check_name_addr(value, hdr.name)
+        msg.name_addr(key)
+    elif key == "contact":
+        if value.strip(" \t") != "*":
+            check_name_addr_list(value, "Contact", contact=True)
+    elif key in ("route", "record-route"):
+        check_name_addr_list(value, hdr.name, angle_required=True)
+    elif key == "call-id":
+        check_call_id(value)
+    elif key == "cseq":
+        check_cseq(value)
+    elif key == "content-length":
+        check_digits(value, "Content-Length")
+    elif key == "max-forwards":
+        check_digits(value, "Max-Forwards", MAX_FORWARDS_LIMIT)
+    elif key in ("expires", "min-expires"):
+        check_digits(value, hdr.name)
+    elif key == "content-type":
+        check_content_type(value)
+    elif key == "accept":
+        check_accept(value)
+    elif key == "date":
+        check_date(value)
+    elif key in ("authorization", "proxy-authorization"):
+        check_credentials(value)
+    elif key in ("require", "proxy-require"):
+        check_token_list(value, hdr.name)
+    elif key in ("supported", "unsupported", "allow"):
+        check_token_list(value, hdr.name, empty_ok=True)
+    else:
+        check_text(value, hdr.name)
+
+
+def parse_all(msg: SipMessage) -> None:
+    """Parse the whole message strictly (RFC 3261 grammar), raising the first error.
+
+    On top of what :func:`parse_message` checks, this validates the start line
+    exactly (single spaces, ``SIP/2.0``, a Request-URI without headers, a status
+    code 100-699), every header name, the value of every header siprouter knows
+    (Via, From, To, Contact, Route, Record-Route, Call-ID, CSeq, Content-Length,
+    Max-Forwards, Expires, Content-Type, Accept, Date, credentials, option tag
+    lists; all URIs in them by :func:`~.uri.check_uri`), free-text values of the
+    others, the required and single-instance headers, the CSeq method of a
+    request, and the body length: a Content-Length larger than the body is an
+    error, a smaller one is not (the extra octets of a datagram are discarded,
+    RFC 3261 section 18.3).
+
+    Raises :class:`StartLineError`, :class:`UriError`, :class:`HeaderError`,
+    :class:`DuplicateHeaderError` or :class:`ContentLengthError`. Used by tests
+    and strict checks; the routing path stays lazy and lenient.
+    """
+    _check_start_line(msg)
+    if not msg.complete:
+        raise ParseError("headers not terminated by an empty line")
+    for key in REQUIRED_HEADERS:
         if not msg.has_header(key):
             raise HeaderError(f"missing {key} header")
-    for key in ("from", "to", "call-id", "cseq", "content-length", "max-forwards"):
+    for key in SINGLE_HEADERS:
         if len(msg.headers_named(key)) > 1:
-            raise HeaderError(f"duplicate {key} header")
-    cseq = msg.cseq
-    if not cseq.number.isdigit() or int(cseq.number) >= 2 ** 31:
-        raise HeaderError(f"bad CSeq number {cseq.number!r}")
-    if msg.is_request and cseq.method != msg.method:
-        raise HeaderError("CSeq method does not match the request method")
+            raise DuplicateHeaderError(f"duplicate {key} header")
+    for hdr in msg.headers:
+        _check_header(msg, hdr)
+    if msg.is_request:
+        msg.uri  # noqa: B018 - the lazy parse must accept what the strict one did
+        if msg.cseq.method != msg.method:
+            raise HeaderError("CSeq method does not match the request method")
+    msg.via1  # noqa: B018
     clen = msg.header_value("content-length")
-    if clen is not None:
-        if not clen.isdigit():
-            raise HeaderError(f"bad Content-Length {clen!r}")
-        if int(clen) != len(msg.text) - msg.body_start:
-            raise ParseError("Content-Length does not match the body")
-    mf = msg.header_value("max-forwards")
-    if mf is not None and (not mf.isdigit() or int(mf) > 255):
-        raise HeaderError(f"bad Max-Forwards {mf!r}")
-    for hdr in msg.headers_named("contact"):
-        if hdr.value.strip() == "*":
-            continue
-        from .headers import split_commas
-        for part in split_commas(unfold(hdr.value)):
-            NameAddr(part).uri  # noqa: B018
+    if clen is not None and int(unfold(clen)) > len(msg.text) - msg.body_start:
+        raise ContentLengthError("Content-Length is larger than the body")

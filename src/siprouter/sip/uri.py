@@ -6,6 +6,7 @@ character maps to exactly one byte of the wire format.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import unquote
 
 from .errors import UriError
@@ -134,23 +135,177 @@ def parse_uri(raw: str) -> Uri:
         if not rest:
             raise UriError(f"empty URI {raw!r}")
         return Uri(raw, scheme_l, host="")
-    # sip / sips
-    body, qmark, headers = rest.partition("?")
+    # sip / sips. The first '@' ends the userinfo, wherever it is: the user part
+    # may hold ';', '?' and '/' (RFC 3261 user-unreserved), and '@' may not
+    # appear unescaped anywhere else (Kamailio's parse_uri does the same).
     user: str | None = None
     password: str | None = None
-    at = body.rfind("@")
+    at = rest.find("@")
     if at >= 0:
-        userinfo = body[:at]
-        body = body[at + 1:]
+        userinfo = rest[:at]
+        rest = rest[at + 1:]
         if not userinfo:
             raise UriError(f"empty user part in {raw!r}")
+        if "@" in rest:
+            raise UriError(f"second '@' in {raw!r}")
         user, pcolon, pw = userinfo.partition(":")
         if pcolon:
             password = pw
         for ch in user:
             if ch in _USER_FORBIDDEN:
                 raise UriError(f"bad character {ch!r} in user part of {raw!r}")
+    body, qmark, headers = rest.partition("?")
     hostport, _, ptext = body.partition(";")
     host, port = _parse_hostport(hostport, raw)
     return Uri(raw, scheme_l, user=user, password=password, host=host, port_str=port,
                params=_split_params(ptext), headers=headers if qmark else "")
+
+
+# --------------------------------------------------------------------------
+# Strict validation (RFC 3261 section 19.1 / 25.1, RFC 3966, RFC 3986 schemes).
+# parse_uri() stays as lenient as Kamailio's parser: the routing path relies on
+# that. check_uri() is what parse_all() uses to apply the full grammar.
+
+_ALPHA = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DIGIT = "0123456789"
+_HEX = frozenset("0123456789abcdefABCDEF")
+_ALNUM = _ALPHA + _DIGIT
+_MARK = "-_.!~*'()"
+_UNRESERVED = _ALNUM + _MARK
+_RESERVED = ";/?:@&=+$,"
+_USER_CHARS = frozenset(_UNRESERVED + "&=+$,;?/")          # unreserved / user-unreserved
+_PASSWORD_CHARS = frozenset(_UNRESERVED + "&=+$,")
+_PARAM_CHARS = frozenset(_UNRESERVED + "[]/:&+$")          # paramchar (RFC 3261 and 3966)
+_HNAME_CHARS = frozenset(_UNRESERVED + "[]/?:+$")          # hnv-unreserved / unreserved
+_URIC = frozenset(_RESERVED + _UNRESERVED)                 # absoluteURI characters
+_TEL_GLOBAL = frozenset(_DIGIT + "-.()")
+_TEL_LOCAL = frozenset("0123456789abcdefABCDEF*#-.()")
+_TEL_PNAME = frozenset(_ALNUM + "-")
+_SCHEME_FIRST = frozenset(_ALPHA)
+_SCHEME_CHARS = frozenset(_ALNUM + "+-.")
+_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+
+
+def _check_chars(text: str, allowed: frozenset[str], what: str, raw: str,
+                 empty_ok: bool = False) -> None:
+    """Every character of ``text`` is in ``allowed`` or part of a %HH escape."""
+    if not text and not empty_ok:
+        raise UriError(f"empty {what} in {raw!r}")
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "%":
+            if i + 2 >= n or text[i + 1] not in _HEX or text[i + 2] not in _HEX:
+                raise UriError(f"bad escape in {what} of {raw!r}")
+            i += 3
+            continue
+        if ch not in allowed:
+            raise UriError(f"bad character {ch!r} in {what} of {raw!r}")
+        i += 1
+
+
+def is_ipv4(text: str) -> bool:
+    """RFC 3261 IPv4address: four groups of 1-3 digits (each at most 255)."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        0 < len(p) <= 3 and p.isascii() and p.isdigit() and int(p) <= 255 for p in parts)
+
+
+def is_ipv6(text: str) -> bool:
+    """RFC 3261 IPv6address (no brackets, no zone index)."""
+    if not text or any(ch not in _IPV6_CHARS for ch in text):
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_hostname(text: str) -> bool:
+    """RFC 3261 hostname: dot-separated labels, the last one starting with a letter."""
+    labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
+    for label in labels:
+        if not label or label[0] == "-" or label[-1] == "-":
+            return False
+        if any(ch not in _ALNUM and ch != "-" for ch in label):
+            return False
+    return labels[-1][0] in _SCHEME_FIRST
+
+
+def is_host(text: str) -> bool:
+    """RFC 3261 host: hostname / IPv4address / IPv6reference."""
+    if text.startswith("["):
+        return text.endswith("]") and is_ipv6(text[1:-1])
+    return is_ipv4(text) or is_hostname(text)
+
+
+def _check_sip_uri(uri: Uri, raw: str, allow_headers: bool) -> None:
+    rest = raw.partition(":")[2]
+    if uri.user is not None:
+        _check_chars(uri.user, _USER_CHARS, "user part", raw)
+        if uri.password is not None:
+            _check_chars(uri.password, _PASSWORD_CHARS, "password", raw, empty_ok=True)
+        rest = rest[rest.find("@") + 1:]
+    if not is_host(uri.host):
+        raise UriError(f"bad host {uri.host!r} in {raw!r}")
+    body, qmark, headers = rest.partition("?")
+    ptext = body.partition(";")[2] if ";" in body else None
+    if ptext is not None:
+        for item in ptext.split(";"):
+            name, eq, value = item.partition("=")
+            _check_chars(name, _PARAM_CHARS, "parameter name", raw)
+            if eq:
+                _check_chars(value, _PARAM_CHARS, "parameter value", raw)
+    if qmark:
+        if not allow_headers:
+            raise UriError(f"headers are not allowed in {raw!r}")
+        for item in headers.split("&"):
+            name, eq, value = item.partition("=")
+            if not eq:
+                raise UriError(f"URI header without '=' in {raw!r}")
+            _check_chars(name, _HNAME_CHARS, "header name", raw)
+            _check_chars(value, _HNAME_CHARS, "header value", raw, empty_ok=True)
+
+
+def _check_tel_uri(raw: str) -> None:
+    rest = raw.partition(":")[2]
+    number, semi, ptext = rest.partition(";")
+    if number.startswith("+"):
+        digits = number[1:]
+        if not any(ch in _DIGIT for ch in digits) or any(ch not in _TEL_GLOBAL
+                                                        for ch in digits):
+            raise UriError(f"bad global number in {raw!r}")
+    elif not any(ch in _TEL_LOCAL and ch not in "-.()" for ch in number) or any(
+            ch not in _TEL_LOCAL for ch in number):
+        raise UriError(f"bad local number in {raw!r}")
+    if semi:
+        for item in ptext.split(";"):
+            name, eq, value = item.partition("=")
+            if not name or any(ch not in _TEL_PNAME for ch in name):
+                raise UriError(f"bad parameter name {name!r} in {raw!r}")
+            if eq:
+                _check_chars(value, _PARAM_CHARS, "parameter value", raw)
+
+
+def check_uri(raw: str, allow_headers: bool = True) -> Uri:
+    """Parse ``raw`` and apply the full URI grammar; raises :class:`UriError`.
+
+    sip/sips URIs are checked against RFC 3261 (user, password, host, port,
+    parameters, headers, %-escapes), tel URIs against RFC 3966, any other scheme
+    as an RFC 3261 absoluteURI (scheme syntax, URI characters and escapes only).
+    ``allow_headers=False`` rejects a ``?headers`` part (the Request-URI).
+    """
+    scheme, colon, rest = raw.partition(":")
+    if not colon or not scheme or scheme[0] not in _SCHEME_FIRST or any(
+            ch not in _SCHEME_CHARS for ch in scheme):
+        raise UriError(f"bad scheme in URI {raw!r}")
+    uri = parse_uri(raw)
+    if uri.scheme in SIP_SCHEMES:
+        _check_sip_uri(uri, raw, allow_headers)
+    elif uri.scheme in ("tel", "tels"):
+        _check_tel_uri(raw)
+    else:
+        _check_chars(rest, _URIC, "URI", raw)
+    return uri

@@ -8,12 +8,16 @@ that must stay common at run time lives in a :class:`SharedArea`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 import sys
+import socket
+import threading
 import time
 
+from ..routing.context import Address
 from ..routing.router import Router
 
 log = logging.getLogger("siprouter.main")
@@ -27,13 +31,36 @@ def _install_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_worker(router: Router, rank: int) -> None:
-    """Body of one worker process: serve until SIGTERM/SIGINT."""
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket] | None) -> None:
+    """Body of one worker process: serve until SIGTERM/SIGINT.
+
+    With ``sockets`` (bound by the supervisor) the worker blocks in recvfrom();
+    without, it runs an asyncio loop with its own SO_REUSEPORT sockets.
+    """
     from .udp import serve_udp
 
     router.rank = rank
     for module in router.modules.values():
         module.child_init(rank)
+    # Start-up objects never become garbage: keep the collector off them, and
+    # collect less often (per-message objects are acyclic and freed by refcount).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    if sockets is not None:
+        from .blocking import serve_blocking
+
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        signal.signal(signal.SIGINT, _exit_on_signal)
+        try:
+            serve_blocking(router, sockets, threading.Event())
+        except SystemExit:
+            pass
+        return
     _install_loop_policy()
 
     async def main() -> None:
@@ -46,10 +73,25 @@ def run_worker(router: Router, rank: int) -> None:
     asyncio.run(main())
 
 
+def io_mode() -> str:
+    """``blocking`` (default) or ``asyncio``, from SIPROUTER_IO."""
+    mode = os.environ.get("SIPROUTER_IO", "blocking")
+    return mode if mode in ("blocking", "asyncio") else "blocking"
+
+
 def supervise(router: Router, children: int) -> int:
     """Fork ``children`` workers and wait; returns the exit status."""
     pids: dict[int, int] = {}
     stopping = False
+    sockets: dict[Address, socket.socket] | None = None
+    if io_mode() == "blocking":
+        from .blocking import bind_sockets
+
+        try:
+            sockets = bind_sockets(router)
+        except OSError as err:
+            log.critical("cannot bind listen sockets: %s", err)
+            return 3
 
     def spawn(rank: int) -> None:
         pid = os.fork()
@@ -57,7 +99,7 @@ def supervise(router: Router, children: int) -> int:
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                run_worker(router, rank)
+                run_worker(router, rank, sockets)
             except OSError as err:
                 log.critical("worker %d cannot serve: %s", rank, err)
                 code = 3
@@ -136,11 +178,16 @@ def _stop_children(pids: dict[int, int]) -> None:
 def run_single(router: Router) -> int:
     """``fork=no``: serve in this process."""
     try:
-        run_worker(router, 0)
+        sockets = None
+        if io_mode() == "blocking":
+            from .blocking import bind_sockets
+
+            sockets = bind_sockets(router)
+        run_worker(router, 0, sockets)
     except OSError as err:
         log.critical("cannot serve: %s", err)
         return 3
     return 0
 
 
-__all__ = ["run_single", "run_worker", "supervise", "sys"]
+__all__ = ["io_mode", "run_single", "run_worker", "supervise", "sys"]

@@ -21,13 +21,13 @@ log = logging.getLogger("siprouter.udp")
 RECV_BUFFER = 4 * 1024 * 1024
 
 
-def open_udp_socket(listen: Listen) -> socket.socket:
-    """A non-blocking UDP socket bound to the listen address, in a reuseport group."""
+def open_udp_socket(listen: Listen, reuse_port: bool = True) -> socket.socket:
+    """A non-blocking UDP socket bound to the listen address (in a reuseport group)."""
     host = listen.host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
+    if reuse_port and hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         try:
