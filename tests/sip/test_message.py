@@ -457,3 +457,39 @@ def test_parse_all_accepts_a_rich_valid_request() -> None:
     assert msg.uri.host == "[2001:db8::1]" and msg.uri.port == 5061
     assert msg.to is not None and msg.to.uri.scheme == "tel"
     assert msg.from_ is not None and msg.from_.display_name == 'Alice "A"'
+
+
+def _header_tuples(msg: object) -> list[tuple[object, ...]]:
+    return [(h.name, h.key, h.start, h.colon, h.value_end, h.end, h.value)
+            for h in msg.headers]  # type: ignore[attr-defined]
+
+
+def test_fast_path_agrees_with_general_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CRLF fast path splits exactly like the general line-by-line parser."""
+    import siprouter.sip.message as message_mod
+    from tests.conftest import shared_dir
+
+    files = sorted((shared_dir() / "conformance" / "cases").glob("*.sip"))
+    files += sorted((shared_dir() / "rfc4475").glob("*.dat"))
+    assert len(files) > 100
+    compared = 0
+    for path in files:
+        data = path.read_bytes()
+        try:
+            fast = message_mod.parse_message(data)
+        except SipError:
+            fast = None
+        with monkeypatch.context() as patch:
+            patch.setattr(message_mod, "_parse_fast", lambda text: None)
+            try:
+                slow = message_mod.parse_message(data)
+            except SipError:
+                slow = None
+        assert (fast is None) == (slow is None), path.name
+        if fast is not None and slow is not None:
+            compared += 1
+            assert _header_tuples(fast) == _header_tuples(slow), path.name
+            assert (fast.body_start, fast.complete, fast.method, fast.ruri, fast.version,
+                    fast.status) == (slow.body_start, slow.complete, slow.method, slow.ruri,
+                                     slow.version, slow.status), path.name
+    assert compared > 100

@@ -1,53 +1,113 @@
 """Compile a parsed cfg (:mod:`.ast`) into Python callables, once, at start-up.
 
-Every statement becomes a closure ``stmt(ctx) -> None`` and every expression a
-closure ``expr(ctx) -> int | str | None``. Control flow uses exceptions:
+Every statement becomes a closure ``stmt(ctx) -> int`` returning the action's
+return code (Kamailio's ``do_action()`` value: a sub-route that falls off its
+end returns the code of its last action), and every expression a closure
+``expr(ctx) -> int | str | None``. Control flow uses exceptions:
 :class:`ScriptExit` (exit, drop, return 0, a function returning 0),
 :class:`RouteReturn` (return N from a route) and :class:`_Break`.
 Nothing is re-interpreted per message.
 
-Semantics follow spec/cfg-language.md sections 5 and 6.
+Semantics follow spec/cfg-language.md sections 5 and 6 and Kamailio 5.6's
+``rvalue.c`` / ``action.c`` (checked against a running 5.6.3, see
+tests/config/test_compiler.py):
+
+* integers are C ``int`` (32 bits, wrapping); a string converts to an int
+  only when it is entirely a decimal number in range or ``0x`` hex, else 0;
+* ``!``, ``&&``, ``||`` are C operators (non-zero is true, result 0/1);
+  ``if`` takes its branch for values > 0, ``while`` loops while non-zero;
+* ``<``, ``>``, ``<=``, ``>=`` always compare integers;
+* string literals inside expressions are not PV-expanded;
+* the load-time optimiser of Kamailio is reproduced where it changes results
+  (``X && 1`` -> ``(int)X``, ``X || 0`` -> ``(int)X``, ``X == ""`` ->
+  ``strempty(X)``, ``X * 0`` -> ``0`` without evaluating ``X``...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..modules.base import Function, Module
+from ..modules.core import CoreModule
 from ..routing.context import Context, RouteReturn, ScriptExit
-from ..routing.pv import PVError, Value, compile_format, compile_pv, has_pv
-from ..routing.router import Router, Script
+from ..routing.pv import PVError, Value, compile_format, compile_pv, has_pv, scan_pv
+from ..routing.router import RouteFn, Router, Script
 from ..sip.errors import SipError
 from . import ast
 from .errors import CfgError
 
 log = logging.getLogger("siprouter.cfg")
 
-Stmt = Callable[[Context], None]
+Stmt = Callable[[Context], int]
 Expr = Callable[[Context], Value]
+IntExpr = Callable[[Context], int]
 
 MAX_ROUTE_DEPTH = 256
+# functions that report the error left by the previous action (Kamailio's prev_ser_error)
+_READS_PREVIOUS_ERROR = frozenset(("sl_reply_error", "send_reply_error"))
+INT_MIN = -0x80000000
+INT_MAX = 0x7FFFFFFF
 
 
 class _Break(Exception):
-    """``break`` out of the innermost while/switch."""
+    """``break`` out of the innermost while/switch (or the current route)."""
+
+
+class _ExprError(Exception):
+    """An expression could not be evaluated (division by zero...).
+
+    Kamailio then skips the assignment, takes the ``else`` branch of an
+    ``if``, ends a ``while`` and uses the ``default`` of a ``switch``.
+    """
 
 
 # ------------------------------------------------------------------ conversions
+def wrap32(value: int) -> int:
+    """Truncate to a signed 32-bit C int."""
+    if INT_MIN <= value <= INT_MAX:
+        return value
+    value &= 0xFFFFFFFF
+    return value - 0x100000000 if value & 0x80000000 else value
+
+
+_DECIMAL = re.compile(r"[+-]?[0-9]*\Z")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def str_to_int(text: str) -> int | None:
+    """Kamailio's string to int conversion (``rval_get_int``); None if not numeric.
+
+    An optional sign and decimal digits only (no blanks), within the signed
+    32-bit range; otherwise ``0x``/``0X`` followed by hex digits (wrapping at
+    32 bits). ``""`` is 0.
+    """
+    if not text:
+        return 0
+    if _DECIMAL.match(text):
+        digits = text[1:] if text[0] in "+-" else text
+        value = int(digits) if digits else 0
+        if text[0] == "-":
+            value = -value
+        if INT_MIN <= value <= INT_MAX:
+            return value
+    if len(text) > 2 and text[0] == "0" and text[1] in "xX" and \
+            all(ch in _HEX_DIGITS for ch in text[2:]):
+        return wrap32(int(text[2:], 16))
+    return None
+
+
 def to_int(value: Value) -> int:
     """Kamailio's rvalue-to-int: None -> 0, numeric strings -> int, others -> 0."""
+    if isinstance(value, int):
+        return value if INT_MIN <= value <= INT_MAX else wrap32(value)
     if value is None:
         return 0
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    try:
-        return int(text)
-    except ValueError:
-        return 0
+    converted = str_to_int(value)
+    return 0 if converted is None else converted
 
 
 def to_str(value: Value) -> str:
@@ -61,67 +121,182 @@ def truth(value: Value) -> bool:
     return to_int(value) > 0
 
 
-def _const(value: Value) -> Expr:
+def _const(value: Any) -> Callable[[Context], Any]:
     return lambda ctx: value
+
+
+def _ret1(ctx: Context) -> int:
+    return 1
 
 
 # ------------------------------------------------------------------ operators
 def _add(a: Value, b: Value) -> Value:
-    if isinstance(a, str):
-        return a + to_str(b)
-    return to_int(a) + to_int(b)
+    """``+``: the left operand decides; undefined on the left concatenates."""
+    if isinstance(a, int):
+        return wrap32(a + to_int(b))
+    return to_str(a) + to_str(b)
 
 
 def _eq(a: Value, b: Value) -> bool:
-    if a is None:
-        if b is None:
-            return True
-        a = "" if isinstance(b, str) else 0
+    """``==``: typed by the left operand; an undefined left takes the right's type."""
     if isinstance(a, int):
         return a == to_int(b)
+    if a is None:
+        if isinstance(b, int):
+            return b == 0
+        return b is None or b == ""
     return a == to_str(b)
 
 
-def _cmp(op: str) -> Callable[[Value, Value], bool]:
-    import operator
-
-    fn = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}[op]
-
-    def compare(a: Value, b: Value) -> bool:
-        if isinstance(a, str) and isinstance(b, str):
-            return bool(fn(a, b))
-        return bool(fn(to_int(a), to_int(b)))
-    return compare
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        raise _ExprError("division by zero")
+    quotient = abs(a) // abs(b)
+    return wrap32(-quotient if (a < 0) != (b < 0) else quotient)
 
 
-def _div(a: Value, b: Value) -> Value:
-    divisor = to_int(b)
-    if divisor == 0:
-        raise ZeroDivisionError("division by zero in cfg expression")
-    return int(to_int(a) / divisor)
-
-
-def _mod(a: Value, b: Value) -> Value:
-    divisor = to_int(b)
-    if divisor == 0:
-        raise ZeroDivisionError("modulo by zero in cfg expression")
-    x = to_int(a)
-    return x - divisor * int(x / divisor)
+def _mod(a: int, b: int) -> int:
+    if b == 0:
+        raise _ExprError("modulo by zero")
+    return wrap32(a - b * _div(a, b))
 
 
 _INT_OPS: dict[str, Callable[[int, int], int]] = {
-    "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "&": lambda a, b: a & b, "|": lambda a, b: a | b, "^": lambda a, b: a ^ b,
-    "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
+    "-": lambda a, b: wrap32(a - b),
+    "*": lambda a, b: wrap32(a * b),
+    "/": _div,
+    "mod": _mod,
+    "&": lambda a, b: a & b,
+    "|": lambda a, b: a | b,
+    "^": lambda a, b: a ^ b,
+    # x86 masks the shift count to 5 bits
+    "<<": lambda a, b: wrap32(a << (b & 31)),
+    ">>": lambda a, b: a >> (b & 31),
+    "<": lambda a, b: int(a < b),
+    ">": lambda a, b: int(a > b),
+    "<=": lambda a, b: int(a <= b),
+    ">=": lambda a, b: int(a >= b),
+    "ieq": lambda a, b: int(a == b),
+    "ine": lambda a, b: int(a != b),
+}
+
+# ------------------------------------------------------------------ regular expressions
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f",
+    "punct": "".join("\\" + ch for ch in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+    "cntrl": "\\x00-\\x1f\\x7f", "print": "\\x20-\\x7e", "graph": "\\x21-\\x7e",
+    "word": "a-zA-Z0-9_",
 }
 
 
-def compile_regex(pattern: str, pos: ast.Pos) -> re.Pattern[str]:
-    """POSIX extended regex, case-insensitive, unanchored (``=~``)."""
+def posix_to_python(pattern: str) -> str:
+    """Translate a POSIX extended regex (glibc ``regcomp``) to Python ``re`` syntax.
+
+    Handles bracket expressions (``[[:upper:]]``, a literal ``\\`` or ``]``
+    inside brackets) and the GNU word boundaries ``\\<`` / ``\\>``.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            nxt = pattern[i + 1] if i + 1 < n else ""
+            out.append("\\b" if nxt in ("<", ">") and nxt else pattern[i:i + 2] or "\\\\")
+            i += 2
+            continue
+        if ch != "[":
+            out.append(ch)
+            i += 1
+            continue
+        j = i + 1
+        items: list[str] = []
+        if j < n and pattern[j] == "^":
+            items.append("^")
+            j += 1
+        if j < n and pattern[j] == "]":
+            items.append("\\]")
+            j += 1
+        while j < n and pattern[j] != "]":
+            if pattern.startswith("[:", j):
+                end = pattern.find(":]", j + 2)
+                if end > 0:
+                    items.append(_POSIX_CLASSES.get(pattern[j + 2:end], ""))
+                    j = end + 2
+                    continue
+            if pattern.startswith(("[=", "[."), j):
+                end = pattern.find(pattern[j + 1] + "]", j + 2)
+                if end > 0:
+                    items.append(re.escape(pattern[j + 2:end]))
+                    j = end + 2
+                    continue
+            c = pattern[j]
+            items.append(c if c.isalnum() or c == "-" else "\\" + c)
+            j += 1
+        if j >= n:
+            raise re.error("unterminated bracket expression")
+        out.append("[" + "".join(items) + "]")
+        i = j + 1
+    return "".join(out)
+
+
+def compile_regex(pattern: str, pos: ast.Pos, icase: bool = True) -> re.Pattern[str]:
+    """POSIX extended regex, unanchored; case-insensitive for ``=~``."""
+    flags = re.DOTALL | (re.IGNORECASE if icase else 0)
     try:
-        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+        return re.compile(posix_to_python(pattern), flags)
     except re.error as err:
         raise CfgError.at(pos, f"bad regular expression {pattern!r}: {err}") from None
+
+
+_REGEX_CACHE: dict[str, re.Pattern[str] | None] = {}
+
+
+def _runtime_regex(pattern: str) -> re.Pattern[str] | None:
+    """A regex built at run time (``=~ $var(re)``), cached; None when invalid."""
+    found = _REGEX_CACHE.get(pattern, False)
+    if found is not False:
+        return found  # type: ignore[return-value]
+    try:
+        compiled: re.Pattern[str] | None = re.compile(
+            posix_to_python(pattern), re.IGNORECASE | re.DOTALL)
+    except re.error:
+        log.error("bad regular expression %r", pattern)
+        compiled = None
+    if len(_REGEX_CACHE) > 1000:
+        _REGEX_CACHE.clear()
+    _REGEX_CACHE[pattern] = compiled
+    return compiled
+
+
+# ------------------------------------------------------------------ static typing helpers
+def guess_type(node: object) -> str | None:
+    """Kamailio's ``rve_guess_type``: "int", "str" or None (known at run time only)."""
+    if isinstance(node, ast.IntLit):
+        return "int"
+    if isinstance(node, ast.StrLit):
+        return "str"
+    if isinstance(node, ast.Cast):
+        return node.to
+    if isinstance(node, ast.BinOp):
+        return guess_type(node.left) if node.op == "+" else "int"
+    if isinstance(node, (ast.UnaryOp, ast.Defined, ast.StrLen, ast.StrEmpty, ast.LegacyMatch,
+                         ast.FuncCallExpr, ast.RouteCall)):
+        return "int"
+    return None
+
+
+def is_constant(node: object) -> bool:
+    """Kamailio's ``rve_is_constant``: built only from literals."""
+    if isinstance(node, (ast.IntLit, ast.StrLit)):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return is_constant(node.operand)
+    if isinstance(node, ast.BinOp):
+        return is_constant(node.left) and is_constant(node.right)
+    if isinstance(node, (ast.Cast, ast.Defined, ast.StrLen, ast.StrEmpty)):
+        return is_constant(node.expr)
+    return False
 
 
 # ------------------------------------------------------------------ compiler
@@ -146,30 +321,32 @@ class Compiler:
     def compile(self) -> Script:
         routes = self.config.routes
         script = self.script
-        for name, route in routes.get(ast.ROUTE, {}).items():
+        for name in routes.get(ast.ROUTE, {}):
             self._subroutes[name] = self._placeholder(name)
-        for name, route in routes.get(ast.ROUTE, {}).items():
+        for name, sub in routes.get(ast.ROUTE, {}).items():
             self.route_kind = ast.ROUTE
-            body = self.block(route.body)
-            self._subroutes[name].__dict__["target"] = body  # type: ignore[attr-defined]
-            script.named[name] = body
+            body = _catch_break(self.block(sub.body))
+            self._subroutes[name].__dict__["target"] = body
+            script.named[name] = cast(RouteFn, body)
         for kind, target in ((ast.REQUEST, "request"), (ast.REPLY, "reply"),
                              (ast.ONSEND, "onsend")):
             route = routes.get(kind, {}).get("")
             if route is not None:
                 self.route_kind = kind
-                setattr(script, target, self.block(route.body))
+                wrap = _reply_route if kind == ast.REPLY else _top_level
+                setattr(script, target, wrap(self.block(route.body)))
         for kind, table in ((ast.FAILURE, script.failure), (ast.ONREPLY, script.onreply),
                             (ast.BRANCH, script.branch), (ast.EVENT, script.event)):
             for name, route in routes.get(kind, {}).items():
                 self.route_kind = kind
-                table[name] = self.block(route.body)
+                table[name] = _top_level(self.block(route.body))
         return script
 
     @staticmethod
     def _placeholder(name: str) -> Stmt:
-        def call(ctx: Context) -> None:
-            call.target(ctx)  # type: ignore[attr-defined]
+        def call(ctx: Context) -> int:
+            result: int = call.target(ctx)  # type: ignore[attr-defined]
+            return result
         call.target = None  # type: ignore[attr-defined]
         return call
 
@@ -178,16 +355,19 @@ class Compiler:
 
     # ---------------------------------------------------------------- statements
     def block(self, block: ast.Block) -> Stmt:
+        """A statement list; its value is the value of the last statement run (1 if empty)."""
         stmts = [s for s in (self.stmt(node) for node in block.stmts) if s is not None]
         if not stmts:
-            return lambda ctx: None
+            return _ret1
         if len(stmts) == 1:
             return stmts[0]
         seq = tuple(stmts)
 
-        def run(ctx: Context) -> None:
+        def run(ctx: Context) -> int:
+            ret = 1
             for stmt in seq:
-                stmt(ctx)
+                ret = stmt(ctx)
+            return ret
         return run
 
     def stmt(self, node: object) -> Stmt | None:
@@ -206,17 +386,13 @@ class Compiler:
         if isinstance(node, ast.Return):
             return self.return_stmt(node.expr)
         if isinstance(node, ast.RouteCall):
-            call = self.route_call(node)
-
-            def route_stmt(ctx: Context) -> None:
-                call(ctx)
-            return route_stmt
+            return self.route_call(node)
         if isinstance(node, ast.While):
             return self.while_stmt(node)
         if isinstance(node, ast.Switch):
             return self.switch_stmt(node)
         if isinstance(node, ast.Break):
-            def brk(ctx: Context) -> None:
+            def brk(ctx: Context) -> int:
                 raise _Break()
             return brk
         self.error(getattr(node, "pos", ast.NOPOS), f"unsupported statement {type(node).__name__}")
@@ -225,36 +401,21 @@ class Compiler:
     def if_stmt(self, node: ast.If) -> Stmt:
         cond = self.condition(node.cond)
         then = self.block(node.then)
-        orelse = self.block(node.orelse) if node.orelse is not None else None
-        if orelse is None:
-            def run_if(ctx: Context) -> None:
-                if cond(ctx):
-                    then(ctx)
-            return run_if
+        orelse = self.block(node.orelse) if node.orelse is not None else _ret1
 
-        def run_if_else(ctx: Context) -> None:
-            if cond(ctx):
-                then(ctx)
-            else:
-                orelse(ctx)
-        return run_if_else
+        def run_if(ctx: Context) -> int:
+            ctx.last_error = -1
+            try:
+                taken = cond(ctx)
+            except _ExprError:
+                taken = False
+            return then(ctx) if taken else orelse(ctx)
+        return run_if
 
     def condition(self, node: ast.Expr) -> Callable[[Context], bool]:
-        """A boolean test with Kamailio's ``> 0`` rule, specialised for common shapes."""
-        if isinstance(node, ast.UnaryOp) and node.op == "!":
-            inner = self.condition(node.operand)
-            return lambda ctx: not inner(ctx)
-        if isinstance(node, ast.BinOp) and node.op == "&&":
-            left, right = self.condition(node.left), self.condition(node.right)
-            return lambda ctx: left(ctx) and right(ctx)
-        if isinstance(node, ast.BinOp) and node.op == "||":
-            left, right = self.condition(node.left), self.condition(node.right)
-            return lambda ctx: left(ctx) or right(ctx)
-        if isinstance(node, ast.FuncCallExpr):
-            call = self.call_expr_raw(node.name, node.args, node.pos)
-            return lambda ctx: call(ctx) > 0
-        expr = self.expr(node)
-        return lambda ctx: truth(expr(ctx))
+        """A boolean test with Kamailio's ``> 0`` rule."""
+        value = self.int_expr(self.optimize(node))
+        return lambda ctx: value(ctx) > 0
 
     def assign(self, node: ast.Assign) -> Stmt | None:
         pv = self.pv(node.pv)
@@ -264,31 +425,58 @@ class Compiler:
         if setter is None:
             self.error(node.pos, f"pseudo-variable {node.pv.text or pv.text} is read-only")
             return None
-        expr = self.expr(node.expr)
+        expr: Expr
+        if isinstance(node.expr, ast.FuncCallExpr):
+            # a function alone on the right side gives its raw return code
+            expr = self.call_expr_raw(node.expr.name, node.expr.args, node.expr.pos)
+        elif isinstance(node.expr, ast.RouteCall):
+            expr = self.route_call(node.expr)
+        else:
+            expr = self.expr(node.expr)
         if node.op == ":=" and node.pv.name == "avp":
             name = (node.pv.arg or "").strip()
 
-            def replace(ctx: Context) -> None:
+            def replace(ctx: Context) -> int:
+                try:
+                    value = expr(ctx)
+                except _ExprError:
+                    return -1
                 ctx.avps.pop(name, None)
-                setter(ctx, expr(ctx))
+                setter(ctx, value)
+                return 1
             return replace
 
-        def run(ctx: Context) -> None:
-            setter(ctx, expr(ctx))
+        def run(ctx: Context) -> int:
+            ctx.last_error = -1
+            try:
+                value = expr(ctx)
+            except _ExprError:
+                return -1
+            setter(ctx, value)
+            return 1
         return run
 
-    def _code(self, expr: ast.Expr | None, default: int) -> Expr:
-        return _const(default) if expr is None else self.expr(expr)
+    def _code(self, expr: ast.Expr | None, default: int) -> IntExpr:
+        if expr is None:
+            return _const(default)
+        value = self.int_expr(self.optimize(expr))
+
+        def code(ctx: Context) -> int:
+            try:
+                return value(ctx)
+            except _ExprError:
+                return -1
+        return code
 
     def exit_stmt(self, expr: ast.Expr | None) -> Stmt:
-        code = self._code(expr, 0)
+        code = self._code(expr, 1)   # ``exit;`` ends the script with code 1
 
-        def run(ctx: Context) -> None:
-            raise ScriptExit(to_int(code(ctx)))
+        def run(ctx: Context) -> int:
+            raise ScriptExit(code(ctx))
         return run
 
     def drop_stmt(self, expr: ast.Expr | None) -> Stmt:
-        def run(ctx: Context) -> None:
+        def run(ctx: Context) -> int:
             ctx.dropped = True
             raise ScriptExit(0)
         return run
@@ -296,78 +484,102 @@ class Compiler:
     def return_stmt(self, expr: ast.Expr | None) -> Stmt:
         code = self._code(expr, 1)
 
-        def run(ctx: Context) -> None:
-            value = to_int(code(ctx))
+        def run(ctx: Context) -> int:
+            value = code(ctx)
             if value == 0:
                 raise ScriptExit(0)
             raise RouteReturn(value)
         return run
 
     def while_stmt(self, node: ast.While) -> Stmt:
-        cond = self.expr(node.cond)
+        cond = self.int_expr(self.optimize(node.cond))
         body = self.block(node.body)
-        limit = self.router.settings.max_while_loops
+        settings = self.router.settings
 
-        def run(ctx: Context) -> None:
+        def run(ctx: Context) -> int:
+            ret = 1
             count = 0
-            try:
-                while to_int(cond(ctx)) != 0:
+            limit = settings.max_while_loops
+            while True:
+                try:
+                    if cond(ctx) == 0:
+                        break
+                except _ExprError:
+                    break
+                if limit > 0:
                     count += 1
                     if count > limit:
-                        log.error("while loop exceeded max_while_loops (%d)", limit)
-                        raise ScriptExit(-1)
-                    body(ctx)
-            except _Break:
-                pass
+                        # Kamailio: the while action fails (-1), the route goes on
+                        log.error("runaway while: more than %d loops", limit)
+                        return -1
+                try:
+                    ret = body(ctx)
+                except _Break:
+                    return 0
+            return ret
         return run
 
     def switch_stmt(self, node: ast.Switch) -> Stmt:
-        expr = self.expr(node.expr)
-        labels: list[tuple[Value | re.Pattern[str] | None, int]] = []
+        """C-like switch: int cases compare ints, string/regex cases compare strings."""
         bodies: list[Stmt] = []
+        labels: list[tuple[object, int]] = []
+        default: int | None = None
+        string_switch = any(case.value is not None and
+                            (case.is_regex or isinstance(case.value, ast.StrLit))
+                            for case in node.cases)
         for index, case in enumerate(node.cases):
-            label: Value | re.Pattern[str] | None
+            bodies.append(self.block(ast.Block(case.body, case.pos)))
             if case.value is None:
-                label = None
-            elif case.is_regex:
-                label = compile_regex(str(case.value.value), case.pos)
+                if default is None:
+                    default = index
+                continue
+            label: object
+            if case.is_regex:
+                # switch regexes are case-sensitive (unlike =~) [Kamailio 5.6]
+                label = compile_regex(str(case.value.value), case.pos, icase=False)
+            elif string_switch:
+                label = str(case.value.value)
             else:
                 label = case.value.value
             labels.append((label, index))
-            bodies.append(self.block(ast.Block(case.body, case.pos)))
-        default = next((i for label, i in labels if label is None), None)
+        if string_switch:
+            value_str = self.expr(node.expr)
 
-        def run(ctx: Context) -> None:
-            value = expr(ctx)
-            start = default
+            def select(ctx: Context) -> int | None:
+                text = to_str(value_str(ctx))
+                for label, index in labels:
+                    if label == text if isinstance(label, str) else \
+                            label.search(text):  # type: ignore[attr-defined]
+                        return index
+                return default
+        else:
+            value_int = self.int_expr(self.optimize(node.expr))
+            table: dict[object, int] = {}
             for label, index in labels:
-                if label is None:
-                    continue
-                if isinstance(label, re.Pattern):
-                    if label.search(to_str(value)):
-                        start = index
-                        break
-                elif isinstance(label, int):
-                    if isinstance(value, int) and value == label or \
-                            not isinstance(value, int) and to_int(value) == label and \
-                            to_str(value).strip().lstrip("-").isdigit():
-                        start = index
-                        break
-                elif to_str(value) == label:
-                    start = index
-                    break
+                table.setdefault(label, index)
+
+            def select(ctx: Context) -> int | None:
+                return table.get(value_int(ctx), default)
+
+        def run(ctx: Context) -> int:
+            try:
+                start = select(ctx)
+            except _ExprError:
+                start = default
             if start is None:
-                return
+                return 1
+            ret = 1
             try:
                 for body in bodies[start:]:
-                    body(ctx)
+                    ret = body(ctx)
             except _Break:
-                pass
+                return 0
+            return ret
         return run
 
     # ---------------------------------------------------------------- routes
     def route_call(self, node: ast.RouteCall) -> Callable[[Context], int]:
-        """``route(X)``: runs the sub-route; returns its return code (1 by default)."""
+        """``route(X)``: runs the sub-route; returns its return code."""
         if not isinstance(node.name, str):
             name_expr = self.expr(node.name)
             named = self.script.named
@@ -377,7 +589,7 @@ class Compiler:
                 if target is None:
                     log.error("route(%s) does not exist", name_expr(ctx))
                     return -1
-                return _run_subroute(target, ctx)
+                return _run_subroute(cast(Stmt, target), ctx)
             return dynamic
         target = self._subroutes.get(node.name)
         if target is None:
@@ -390,7 +602,8 @@ class Compiler:
         return call
 
     # ---------------------------------------------------------------- function calls
-    def lookup(self, name: str, nargs: int, pos: ast.Pos) -> tuple[Function, Callable[..., int]] | None:
+    def lookup(self, name: str, nargs: int,
+               pos: ast.Pos) -> tuple[Function, Callable[..., int]] | None:
         found = self.functions.get(name)
         if found is None:
             self.error(pos, f"unknown function '{name}' (is its module loaded?)")
@@ -407,10 +620,21 @@ class Compiler:
             return None
         return fn, getattr(module, fn.method)
 
-    def arg(self, node: ast.Expr, kind: str) -> tuple[bool, Any]:
-        """Compile an argument: (is_constant, value or evaluator)."""
+    def arg(self, node: ast.Expr, kind: str, pv_first: bool = False) -> tuple[bool, Any]:
+        """Compile an argument: (is_constant, value or evaluator).
+
+        ``pv_first``: Kamailio's ``fixup_var_*`` / ``fixup_igp`` rule. A string
+        that starts with a pseudo-variable *is* that variable; the rest of the
+        string is ignored. An int parameter needs an int-valued variable and a
+        string parameter a defined one; otherwise the function gets None.
+        """
         if isinstance(node, ast.StrLit):
             text = node.value
+            scanned = scan_pv(text, 0) if pv_first and text.startswith("$") else None
+            if scanned is not None:
+                # $rp / $op are "str+int" in Kamailio: usable as int parameters too
+                strint = scanned[0] in ("rp", "op") and not scanned[3]
+                return False, _fparam(self._leading_pv(text), kind, strint)
             if has_pv(text):
                 fmt = compile_format(text, self.router)
                 if kind == "int":
@@ -437,19 +661,62 @@ class Compiler:
             return False, lambda ctx: to_int(expr(ctx))
         return False, lambda ctx: to_str(expr(ctx))
 
+    def _leading_pv(self, text: str) -> Expr:
+        """The pseudo-variable at the start of ``text`` (unknown ones read as $null)."""
+        scanned = scan_pv(text, 0)
+        assert scanned is not None
+        name, arg, index, transforms, _end = scanned
+        try:
+            pv = compile_pv(name, arg, index, transforms, self.router)
+        except PVError:
+            log.warning("unknown pseudo-variable at the start of %r", text)
+            return _const(None)
+        getter = pv.get
+
+        def get(ctx: Context) -> Value:
+            try:
+                return getter(ctx)
+            except SipError:
+                return None
+        return get
+
     def call_expr_raw(self, name: str, args: tuple[ast.Expr, ...],
                       pos: ast.Pos) -> Callable[[Context], int]:
-        """A call returning the function's int result; a 0 result ends the script."""
+        """A call returning the function's int result.
+
+        A module function sets ``$rc`` and a 0 result ends the script. Core
+        functions (``forward``, ``setflag``, ``force_rport``...) are actions of
+        Kamailio's core: they change neither ``$rc`` nor stop the script
+        [verified on 5.6.3]. Every call starts by clearing the internal error
+        code, except ``sl_reply_error()`` which reports the previous action's.
+        """
         found = self.lookup(name, len(args), pos)
         if found is None:
             return lambda ctx: -1
         fn, impl = found
-        compiled = [self.arg(a, fn.kind_of(i)) for i, a in enumerate(args)]
+        core = isinstance(getattr(impl, "__self__", None), CoreModule)
+        keep_error = fn.name in _READS_PREVIOUS_ERROR
+        compiled = [self.arg(a, fn.kind_of(i), i in fn.pv_first) for i, a in enumerate(args)]
         if all(const for const, _ in compiled):
             values = tuple(v for _, v in compiled)
+            if core:
+                def call_core(ctx: Context) -> int:
+                    ctx.last_error = -1
+                    code: int = impl(ctx, *values)
+                    return code
+                return call_core
+            if keep_error:
+                def call_keep(ctx: Context) -> int:
+                    code: int = impl(ctx, *values)
+                    ctx.retcode = code
+                    if code == 0:
+                        raise ScriptExit(0)
+                    return code
+                return call_keep
             if not values:
                 def call0(ctx: Context) -> int:
-                    code = impl(ctx)
+                    ctx.last_error = -1
+                    code: int = impl(ctx)
                     ctx.retcode = code
                     if code == 0:
                         raise ScriptExit(0)
@@ -459,7 +726,8 @@ class Compiler:
                 v0 = values[0]
 
                 def call1(ctx: Context) -> int:
-                    code = impl(ctx, v0)
+                    ctx.last_error = -1
+                    code: int = impl(ctx, v0)
                     ctx.retcode = code
                     if code == 0:
                         raise ScriptExit(0)
@@ -469,7 +737,8 @@ class Compiler:
                 v0, v1 = values
 
                 def call2(ctx: Context) -> int:
-                    code = impl(ctx, v0, v1)
+                    ctx.last_error = -1
+                    code: int = impl(ctx, v0, v1)
                     ctx.retcode = code
                     if code == 0:
                         raise ScriptExit(0)
@@ -477,7 +746,8 @@ class Compiler:
                 return call2
 
             def calln(ctx: Context) -> int:
-                code = impl(ctx, *values)
+                ctx.last_error = -1
+                code: int = impl(ctx, *values)
                 ctx.retcode = code
                 if code == 0:
                     raise ScriptExit(0)
@@ -486,7 +756,15 @@ class Compiler:
         getters = [v if not const else _const(v) for const, v in compiled]
 
         def call_dyn(ctx: Context) -> int:
-            code = impl(ctx, *[g(ctx) for g in getters])
+            if not keep_error:
+                ctx.last_error = -1
+            try:
+                args = [g(ctx) for g in getters]
+            except _ExprError:
+                return -1
+            code: int = impl(ctx, *args)
+            if core:
+                return code
             ctx.retcode = code
             if code == 0:
                 raise ScriptExit(0)
@@ -494,21 +772,63 @@ class Compiler:
         return call_dyn
 
     def call_stmt(self, name: str, args: tuple[ast.Expr, ...], pos: ast.Pos) -> Stmt:
-        call = self.call_expr_raw(name, args, pos)
+        return self.call_expr_raw(name, args, pos)
 
-        def run(ctx: Context) -> None:
-            call(ctx)
-        return run
+    # ---------------------------------------------------------------- optimiser
+    def optimize(self, node: Any) -> Any:
+        """Reproduce the rewrites of Kamailio's ``rve_optimize`` that change results.
+
+        Bottom-up, for an operator with exactly one constant operand:
+        ``X && 0`` / ``X * 0`` / ``X & 0`` / ``0 / X`` / ``0 mod X`` -> 0 and
+        ``X || 1`` -> 1 (X is not evaluated); ``X && 1`` and ``X || 0`` ->
+        ``(int)X`` (so ``-1 && 1`` is -1 when X is a variable);
+        ``X == ""`` / ``X eq ""`` -> ``strempty(X)`` (so ``0 == ""`` is false).
+        """
+        replace = dataclasses.replace
+        if isinstance(node, ast.UnaryOp):
+            return replace(node, operand=self.optimize(node.operand))
+        if isinstance(node, (ast.Cast, ast.Defined, ast.StrLen, ast.StrEmpty)):
+            return replace(node, expr=self.optimize(node.expr))
+        if not isinstance(node, ast.BinOp):
+            return node
+        node = replace(node, left=self.optimize(node.left), right=self.optimize(node.right))
+        op = node.op
+        if op not in ("&&", "||", "*", "/", "mod", "&", "==", "eq"):
+            return node
+        left_const, right_const = is_constant(node.left), is_constant(node.right)
+        if left_const == right_const:
+            return node
+        const_node, var_node = (node.right, node.left) if right_const else (node.left, node.right)
+        try:
+            value = self._expr(const_node)(None)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - not foldable: leave it alone
+            return node
+        pos = node.pos
+        if isinstance(value, int):
+            zero = ast.IntLit(0, pos)
+            if value == 0 and (op in ("*", "&", "&&") or op in ("/", "mod") and left_const):
+                return zero
+            if op == "&&" and value == 1 or op == "||" and value == 0:
+                return var_node if guess_type(var_node) == "int" else ast.Cast("int", var_node, pos)
+            if op == "||" and value == 1:
+                return ast.IntLit(1, pos)
+        elif value == "" and op in ("==", "eq"):
+            if not (op == "==" and right_const and guess_type(node.left) == "int"):
+                return ast.StrEmpty(var_node, pos)
+        return node
 
     # ---------------------------------------------------------------- expressions
     def pv(self, node: ast.PVRef) -> Any:
-        index: int | None = None
+        index: int | str | None = None
         if node.index is not None:
-            try:
-                index = int(node.index)
-            except ValueError:
-                self.error(node.pos, f"unsupported index [{node.index}] in {node.text}")
-                return None
+            if node.index.strip() == "*" and node.name in ("avp", "xavp"):
+                index = "*"
+            else:
+                try:
+                    index = int(node.index)
+                except ValueError:
+                    self.error(node.pos, f"unsupported index [{node.index}] in {node.text}")
+                    return None
         try:
             return compile_pv(node.name, node.arg, index, list(node.transforms), self.router)
         except PVError as err:
@@ -516,11 +836,14 @@ class Compiler:
             return None
 
     def expr(self, node: object) -> Expr:
+        """A value-producing expression (after the load-time optimisations)."""
+        return self._expr(self.optimize(node))
+
+    def _expr(self, node: object) -> Expr:
         if isinstance(node, ast.IntLit):
             return _const(node.value)
         if isinstance(node, ast.StrLit):
-            if has_pv(node.value):
-                return compile_format(node.value, self.router)
+            # Kamailio does not expand pseudo-variables in string literals of expressions
             return _const(node.value)
         if isinstance(node, ast.PVRef):
             pv = self.pv(node)
@@ -536,6 +859,35 @@ class Compiler:
             return get_pv
         if isinstance(node, ast.Null):
             return _const(None)
+        if isinstance(node, ast.BinOp) and node.op == "+":
+            left, right = self._expr(node.left), self._expr(node.right)
+            if node.op == "+" and isinstance(node.left, ast.IntLit) and \
+                    isinstance(node.right, ast.StrLit):
+                self.error(node.pos, "cannot add a string to an integer")
+            return lambda ctx: _add(left(ctx), right(ctx))
+        if isinstance(node, ast.Cast) and node.to == "str":
+            inner = self._expr(node.expr)
+            return lambda ctx: to_str(inner(ctx))
+        if isinstance(node, ast.Ident):
+            defined = self.config.defines.get(node.name)
+            return _const(defined if defined is not None else node.name)
+        if isinstance(node, ast.IPLit):
+            return _const(node.addr)
+        if isinstance(node, (ast.UnaryOp, ast.BinOp, ast.Cast, ast.Defined, ast.StrLen,
+                             ast.StrEmpty, ast.LegacyMatch, ast.FuncCallExpr, ast.RouteCall)):
+            value: Expr = self._int(node)
+            return value
+        self.error(getattr(node, "pos", ast.NOPOS),
+                   f"unsupported expression {type(node).__name__}")
+        return _const(None)
+
+    def int_expr(self, node: object) -> IntExpr:
+        """The integer value of an (optimised) expression (``rval_expr_eval_int``)."""
+        return self._int(node)
+
+    def _int(self, node: object) -> IntExpr:
+        if isinstance(node, ast.IntLit):
+            return _const(wrap32(node.value))
         if isinstance(node, ast.FuncCallExpr):
             call = self.call_expr_raw(node.name, node.args, node.pos)
             return lambda ctx: 1 if call(ctx) > 0 else 0
@@ -543,96 +895,87 @@ class Compiler:
             route = self.route_call(node)
             return lambda ctx: 1 if route(ctx) > 0 else 0
         if isinstance(node, ast.UnaryOp):
-            return self.unary(node)
+            inner = self._int(node.operand)
+            if node.op == "!":
+                return lambda ctx: 0 if inner(ctx) else 1
+            if node.op == "-":
+                return lambda ctx: wrap32(-inner(ctx))
+            if node.op == "~":
+                return lambda ctx: ~inner(ctx)
+            self.error(node.pos, f"unknown operator {node.op}")
+            return _const(0)
         if isinstance(node, ast.BinOp):
-            return self.binop(node)
-        if isinstance(node, ast.Defined):
-            inner = self.expr(node.expr)
-            return lambda ctx: 0 if inner(ctx) is None else 1
-        if isinstance(node, ast.StrLen):
-            inner = self.expr(node.expr)
-            return lambda ctx: len(to_str(inner(ctx)))
-        if isinstance(node, ast.StrEmpty):
-            inner = self.expr(node.expr)
-            return lambda ctx: 1 if not to_str(inner(ctx)) else 0
+            return self._int_binop(node)
         if isinstance(node, ast.Cast):
-            inner = self.expr(node.expr)
             if node.to == "int":
-                return lambda ctx: to_int(inner(ctx))
-            return lambda ctx: to_str(inner(ctx))
+                return self._int(node.expr)
+            as_str = self._expr(node)
+            return lambda ctx: to_int(as_str(ctx))
+        if isinstance(node, ast.Defined):
+            target = node.expr
+            if isinstance(target, ast.Null):
+                return _const(0)
+            if not isinstance(target, ast.PVRef):
+                return _const(1)   # only a variable can be undefined
+            inner_pv = self._expr(target)
+            return lambda ctx: 0 if inner_pv(ctx) is None else 1
+        if isinstance(node, ast.StrLen):
+            inner_v = self._expr(node.expr)
+            return lambda ctx: len(to_str(inner_v(ctx)))
+        if isinstance(node, ast.StrEmpty):
+            inner_v = self._expr(node.expr)
+            return lambda ctx: 0 if to_str(inner_v(ctx)) else 1
         if isinstance(node, ast.LegacyMatch):
             return self.legacy(node)
-        if isinstance(node, ast.Ident):
-            defined = self.config.defines.get(node.name)
-            return _const(defined if defined is not None else node.name)
-        if isinstance(node, ast.IPLit):
-            return _const(node.addr)
-        self.error(getattr(node, "pos", ast.NOPOS),
-                   f"unsupported expression {type(node).__name__}")
-        return _const(None)
+        value = self._expr(node)
+        return lambda ctx: to_int(value(ctx))
 
-    def unary(self, node: ast.UnaryOp) -> Expr:
-        inner = self.expr(node.operand)
-        if node.op == "!":
-            return lambda ctx: 0 if truth(inner(ctx)) else 1
-        if node.op == "-":
-            return lambda ctx: -to_int(inner(ctx))
-        if node.op == "~":
-            return lambda ctx: ~to_int(inner(ctx))
-        self.error(node.pos, f"unknown operator {node.op}")
-        return _const(None)
-
-    def binop(self, node: ast.BinOp) -> Expr:
+    def _int_binop(self, node: ast.BinOp) -> IntExpr:
         op = node.op
-        if op in ("&&", "||"):
-            cond = self.condition(node)
-            return lambda ctx: 1 if cond(ctx) else 0
-        if op == "+" and isinstance(node.left, ast.IntLit) and isinstance(node.right, ast.StrLit):
-            self.error(node.pos, "cannot add a string to an integer")
-        left = self.expr(node.left)
-        if op == "=~":
-            if isinstance(node.right, ast.StrLit) and not has_pv(node.right.value):
-                regex = compile_regex(node.right.value, node.pos)
-                return lambda ctx: 1 if regex.search(to_str(left(ctx))) else 0
-            right_re = self.expr(node.right)
-
-            def dyn_match(ctx: Context) -> Value:
-                try:
-                    return 1 if re.search(to_str(right_re(ctx)), to_str(left(ctx)),
-                                          re.IGNORECASE) else 0
-                except re.error:
-                    return 0
-            return dyn_match
-        right = self.expr(node.right)
-        if op == "==":
-            return lambda ctx: 1 if _eq(left(ctx), right(ctx)) else 0
-        if op == "!=":
-            return lambda ctx: 0 if _eq(left(ctx), right(ctx)) else 1
-        if op == "eq":
-            return lambda ctx: 1 if to_str(left(ctx)) == to_str(right(ctx)) else 0
-        if op == "ne":
-            return lambda ctx: 1 if to_str(left(ctx)) != to_str(right(ctx)) else 0
-        if op == "ieq":
-            return lambda ctx: 1 if to_int(left(ctx)) == to_int(right(ctx)) else 0
-        if op == "ine":
-            return lambda ctx: 1 if to_int(left(ctx)) != to_int(right(ctx)) else 0
-        if op in ("<", ">", "<=", ">="):
-            compare = _cmp(op)
-            return lambda ctx: 1 if compare(left(ctx), right(ctx)) else 0
         if op == "+":
-            return lambda ctx: _add(left(ctx), right(ctx))
-        if op == "/":
-            return lambda ctx: _div(left(ctx), right(ctx))
-        if op == "mod":
-            return lambda ctx: _mod(left(ctx), right(ctx))
+            added = self._expr(node)
+            return lambda ctx: to_int(added(ctx))
+        if op in ("&&", "||"):
+            left_i, right_i = self._int(node.left), self._int(node.right)
+            if op == "&&":
+                return lambda ctx: 1 if left_i(ctx) and right_i(ctx) else 0
+            return lambda ctx: 1 if left_i(ctx) or right_i(ctx) else 0
+        if op == "=~":
+            return self._match(node)
+        if op in ("==", "!="):
+            left, right = self._expr(node.left), self._expr(node.right)
+            if op == "==":
+                return lambda ctx: 1 if _eq(left(ctx), right(ctx)) else 0
+            return lambda ctx: 0 if _eq(left(ctx), right(ctx)) else 1
+        if op in ("eq", "ne"):
+            left, right = self._expr(node.left), self._expr(node.right)
+            if op == "eq":
+                return lambda ctx: 1 if to_str(left(ctx)) == to_str(right(ctx)) else 0
+            return lambda ctx: 1 if to_str(left(ctx)) != to_str(right(ctx)) else 0
         int_op = _INT_OPS.get(op)
-        if int_op is not None:
-            return lambda ctx: int_op(to_int(left(ctx)), to_int(right(ctx)))
-        self.error(node.pos, f"unknown operator {op}")
-        return _const(None)
+        if int_op is None:
+            self.error(node.pos, f"unknown operator {op}")
+            return _const(0)
+        left_i, right_i = self._int(node.left), self._int(node.right)
+        return lambda ctx: int_op(left_i(ctx), right_i(ctx))
+
+    def _match(self, node: ast.BinOp) -> IntExpr:
+        left = self._expr(node.left)
+        if isinstance(node.right, ast.StrLit):
+            regex = compile_regex(node.right.value, node.pos)
+            return lambda ctx: 1 if regex.search(to_str(left(ctx))) else 0
+        right = self._expr(node.right)
+
+        def dyn_match(ctx: Context) -> int:
+            compiled = _runtime_regex(to_str(right(ctx)))
+            if compiled is None:
+                raise _ExprError("bad regular expression")
+            return 1 if compiled.search(to_str(left(ctx))) else 0
+        return dyn_match
 
     # ---------------------------------------------------------------- legacy matches
-    def legacy(self, node: ast.LegacyMatch) -> Expr:
+    def legacy(self, node: ast.LegacyMatch) -> IntExpr:
+        """Keyword matches (``method == "X"``, ``uri == myself``...): case-insensitive."""
         keyword = node.keyword
         value = node.value
         subject = self._legacy_subject(keyword, node.pos)
@@ -641,36 +984,40 @@ class Compiler:
         if isinstance(value, ast.IPLit) and keyword in ("src_ip", "dst_ip", "snd_ip", "to_ip"):
             return self._ip_match(subject, value, node.op)
         if node.op == "=~":
-            if isinstance(value, ast.StrLit) and not has_pv(value.value):
+            if isinstance(value, ast.StrLit):
                 regex = compile_regex(value.value, node.pos)
                 return lambda ctx: 1 if regex.search(to_str(subject(ctx))) else 0
             dyn = self.expr(value)
-            return lambda ctx: 1 if re.search(to_str(dyn(ctx)), to_str(subject(ctx)),
-                                              re.IGNORECASE) else 0
+
+            def dyn_match(ctx: Context) -> int:
+                compiled = _runtime_regex(to_str(dyn(ctx)))
+                return 1 if compiled is not None and compiled.search(to_str(subject(ctx))) else 0
+            return dyn_match
         right = self.expr(value)
         if keyword in ("src_port", "dst_port", "status", "af", "msg:len", "snd_port",
                        "to_port", "snd_af"):
-            compare = _cmp(node.op) if node.op in ("<", ">", "<=", ">=") else None
+            compare = _INT_OPS.get(node.op) if node.op in ("<", ">", "<=", ">=") else None
             if compare is not None:
-                return lambda ctx: 1 if compare(to_int(subject(ctx)), to_int(right(ctx))) else 0
+                cmp = compare
+                return lambda ctx: cmp(to_int(subject(ctx)), to_int(right(ctx)))
             if keyword == "status":
-                def status_eq(ctx: Context) -> Value:
+                def status_eq(ctx: Context) -> int:
                     return 1 if to_str(subject(ctx)) == to_str(right(ctx)) else 0
                 return status_eq if node.op in ("==", "eq") else \
                     (lambda ctx: 0 if status_eq(ctx) else 1)
 
-            def num_eq(ctx: Context) -> Value:
+            def num_eq(ctx: Context) -> int:
                 return 1 if to_int(subject(ctx)) == to_int(right(ctx)) else 0
             return num_eq if node.op in ("==", "eq") else (lambda ctx: 0 if num_eq(ctx) else 1)
 
-        def str_eq(ctx: Context) -> Value:
+        def str_eq(ctx: Context) -> int:
             return 1 if to_str(subject(ctx)).lower() == to_str(right(ctx)).lower() else 0
         if node.op in ("==", "eq"):
             return str_eq
         if node.op in ("!=", "ne"):
             return lambda ctx: 0 if str_eq(ctx) else 1
         self.error(node.pos, f"operator {node.op} not supported with {keyword}")
-        return _const(None)
+        return _const(0)
 
     def _legacy_subject(self, keyword: str, pos: ast.Pos) -> Expr:
         def from_uri(ctx: Context) -> Value:
@@ -710,7 +1057,7 @@ class Compiler:
                 return None
         return safe
 
-    def _myself(self, keyword: str, op: str, pos: ast.Pos) -> Expr:
+    def _myself(self, keyword: str, op: str, pos: ast.Pos) -> IntExpr:
         router = self.router
         from ..sip.uri import parse_uri
 
@@ -741,7 +1088,7 @@ class Compiler:
             return lambda ctx: 0 if match(ctx) else 1
         return lambda ctx: 1 if match(ctx) else 0
 
-    def _ip_match(self, subject: Expr, value: ast.IPLit, op: str) -> Expr:
+    def _ip_match(self, subject: Expr, value: ast.IPLit, op: str) -> IntExpr:
         import ipaddress
 
         network = ipaddress.ip_network(
@@ -758,16 +1105,78 @@ class Compiler:
         return lambda ctx: 1 if match(ctx) else 0
 
 
+def _catch_break(body: Stmt) -> Stmt:
+    """A route body: a ``break`` outside any loop ends the route with 0."""
+    def route(ctx: Context) -> int:
+        try:
+            return body(ctx)
+        except _Break:
+            return 0
+    return route
+
+
+def _top_level(body: Stmt) -> Callable[[Context], None]:
+    """A top-level route; a ``break`` outside any loop ends it (code 0)."""
+    def route(ctx: Context) -> None:
+        ctx.retcode = 0
+        try:
+            body(ctx)
+        except _Break:
+            raise RouteReturn(0) from None
+    return route
+
+
+def _reply_route(body: Stmt) -> Callable[[Context], None]:
+    """The core ``reply_route``: the reply is relayed only if the route's code is > 0.
+
+    Kamailio 5.6 drops it for ``drop``, ``exit 0``/``exit -1``, ``return 0``,
+    ``return -1`` and when the last action run returned <= 0 (e.g. a failing
+    ``isflagset()`` or a ``break``); ``exit``, ``return`` and falling off the end
+    after a successful action relay it [verified on 5.6.3]. The decision is
+    passed to the core as the drop flag.
+    """
+    def route(ctx: Context) -> None:
+        ctx.retcode = 0
+        try:
+            code = body(ctx)
+        except _Break:
+            code = 0
+        except ScriptExit as stop:
+            code = stop.code
+        except RouteReturn as ret:
+            code = ret.code
+        if code <= 0:
+            ctx.dropped = True
+    return route
+
+
+def _fparam(getter: Expr, kind: str, strint: bool = False) -> Callable[[Context], Any]:
+    """Value of a ``pv_first`` parameter: None when the variable has the wrong type."""
+    if kind == "int":
+        def as_int(ctx: Context) -> int | None:
+            value = getter(ctx)
+            if isinstance(value, int):
+                return value
+            if strint and isinstance(value, str) and value.isdigit():
+                return int(value)
+            return None
+        return as_int
+
+    def as_str(ctx: Context) -> str | None:
+        value = getter(ctx)
+        return None if value is None else str(value)
+    return as_str
+
+
 def _run_subroute(route: Stmt, ctx: Context) -> int:
-    """Run a named route; ``return N`` gives N; falling off the end gives 1."""
+    """Run a named route: ``return N`` gives N, falling off the end the last action's code."""
     ctx.depth += 1
     if ctx.depth > MAX_ROUTE_DEPTH:
         ctx.depth -= 1
         log.error("too many nested routes (%d)", MAX_ROUTE_DEPTH)
         raise ScriptExit(-1)
     try:
-        route(ctx)
-        code = 1
+        code = route(ctx)
     except RouteReturn as ret:
         code = ret.code
     finally:

@@ -100,11 +100,11 @@ def load_modules(config: ast.Config, router: Router, errors: list[CfgError]) -> 
             if dep not in modules:
                 errors.append(CfgError.at(positions.get(name, config.pos),
                                           f"module '{name}' needs module '{dep}'"))
-    router._module_positions = positions  # type: ignore[attr-defined]
+    router.module_positions = positions
 
 
 def init_modules(router: Router, errors: list[CfgError], config: ast.Config) -> None:
-    positions: dict[str, ast.Pos] = getattr(router, "_module_positions", {})
+    positions = router.module_positions
     for name, module in router.modules.items():
         try:
             module.init()
@@ -115,7 +115,7 @@ def init_modules(router: Router, errors: list[CfgError], config: ast.Config) -> 
 
 def post_compile(router: Router, errors: list[CfgError], config: ast.Config) -> None:
     """Let modules see the compiled script (KEMI engines install their routes here)."""
-    positions: dict[str, ast.Pos] = getattr(router, "_module_positions", {})
+    positions = router.module_positions
     for name, module in router.modules.items():
         try:
             module.post_compile()

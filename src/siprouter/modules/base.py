@@ -53,6 +53,11 @@ class Function:
     routes: frozenset[str] = ANY_ROUTE
     kemi_bool: bool = False                # KEMI returns True/False instead of an int
     kemi_fmt: bool = False                 # KEMI expands PVs in the last argument (xlog)
+    # cfg argument indexes with Kamailio's fixup_var_* / fixup_igp rule: a string that
+    # starts with a pseudo-variable is that variable alone (the rest is ignored); an
+    # "int" argument needs an int-valued variable, a "str" one a defined variable,
+    # otherwise the function receives None.
+    pv_first: tuple[int, ...] = ()
 
     @property
     def arities(self) -> range:

@@ -30,10 +30,10 @@ class MaxfwdModule(Module):
         functions=(
             Function("maxfwd_process", "process_maxfwd", ("int",),
                      aliases=("mf_process_maxfwd_header", "process_maxfwd"),
-                     kemi=("process_maxfwd",), routes=REQUEST_ROUTES),
+                     kemi=("process_maxfwd",), routes=REQUEST_ROUTES, pv_first=(0,)),
             Function("is_maxfwd_lt", "is_maxfwd_lt", ("int",),
                      aliases=("maxfwd_at_least", "mf_lowlimit"),
-                     kemi=("is_maxfwd_lt",), routes=REQUEST_ROUTES),
+                     kemi=("is_maxfwd_lt",), routes=REQUEST_ROUTES, pv_first=(0,)),
         ),
         kemi_module="maxfwd",
     )
@@ -51,14 +51,14 @@ class MaxfwdModule(Module):
         cached: int = hdr.parsed
         return hdr, cached
 
-    def process_maxfwd(self, ctx: Context, max_value: int) -> int:
+    def process_maxfwd(self, ctx: Context, max_value: int | None) -> int:
         """2 header added, 1 decremented, -1 value 0 (or bad argument), -2 unparsable."""
-        if max_value < 0 or max_value > 255:
+        if max_value is None or max_value < 0 or max_value > 255:
             return -1
         msg = ctx.msg
         hdr, value = self._current(ctx)
         if hdr is None:
-            first = msg.headers[0].start if msg.headers else msg.first_line_end
+            first = msg.headers_start
             msg.insert(first, f"Max-Forwards: {max_value}\r\n")
             return 2
         if value is None:
@@ -79,9 +79,9 @@ class MaxfwdModule(Module):
         msg.add_edit(start, end, digits)
         return 1
 
-    def is_maxfwd_lt(self, ctx: Context, max_value: int) -> int:
+    def is_maxfwd_lt(self, ctx: Context, max_value: int | None) -> int:
         """1 value < max_value, -1 not lower (or bad argument), -2 no header, -3 unparsable."""
-        if max_value < 0 or max_value > 255:
+        if max_value is None or max_value < 0 or max_value > 255:
             return -1
         hdr, value = self._current(ctx)
         if hdr is None:

@@ -40,7 +40,7 @@ class RrModule(Module):
                 extra = f";ftag={from_.tag}"
         transport = "" if ctx.proto == "udp" else f";transport={ctx.proto}"
         lr = ";lr=on" if self.params["enable_full_lr"] else ";lr"
-        first = msg.headers[0].start if msg.headers else msg.first_line_end
+        first = msg.headers_start
         msg.insert(first, f"Record-Route: <sip:{host}:{port}{transport}{lr}{extra}{params}>\r\n")
         return 1
 

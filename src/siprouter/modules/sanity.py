@@ -158,7 +158,21 @@ _SIMPLE_SIP_URI = re.compile(r'[sS][iI][pP][sS]?:(?:[^\s<>"@?]+@)?[A-Za-z0-9._-]
                              r'(?::([0-9]{1,5}))?(?:[;?][^@]*)?', re.ASCII)
 
 
+_URI_OK: dict[str, bool] = {}
+
+
 def uri_text_ok(text: str) -> bool:
+    """True when Kamailio's parse_uri() accepts ``text`` (cached by text)."""
+    known = _URI_OK.get(text)
+    if known is None:
+        known = _uri_text_ok(text)
+        if len(_URI_OK) >= 8192:
+            _URI_OK.clear()
+        _URI_OK[text] = known
+    return known
+
+
+def _uri_text_ok(text: str) -> bool:
     """True when Kamailio's parse_uri() accepts ``text`` (fast path for plain sip URIs)."""
     match = _SIMPLE_SIP_URI.fullmatch(text)
     if match is not None:
@@ -242,12 +256,10 @@ def full_parse_ok(msg: SipMessage) -> bool:
     """False when parsing all headers fails in 5.6 (strict duplicates, two Max-Forwards)."""
     if has_broken_headers(msg):
         return False
-    index = msg.index
-    for key in _SINGLE_HEADERS:
-        found = index.get(key)
-        if found is not None and len(found) > 1:
-            return False
-    return True
+    keys = msg.keys
+    if len(keys) == len(set(keys)):
+        return True
+    return all(keys.count(key) <= 1 for key in _SINGLE_HEADERS)
 
 
 def _count_tags(addr: NameAddr) -> int:
@@ -456,14 +468,14 @@ class SanityModule(Module):
 
     def _check_required_headers(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        index = msg.index
-        if "from" not in index or "to" not in index or "call-id" not in index \
-                or "cseq" not in index:
+        keys = msg.keys
+        if "from" not in keys or "to" not in keys or "call-id" not in keys \
+                or "cseq" not in keys:
             return MARK_NOREPLY
         if not full_parse_ok(msg):
             return BAD_HEADERS
         for key in _REQUIRED:
-            if len(index[key]) > 1:    # only reachable without the strict parser
+            if keys.count(key) > 1:    # only reachable without the strict parser
                 return SILENT
         return None
 
@@ -478,7 +490,7 @@ class SanityModule(Module):
         msg = ctx.msg
         if not msg.is_request:
             return SILENT    # a reply has no request-line method to compare with
-        if "cseq" not in msg.index:
+        if "cseq" not in msg.keys:
             return SILENT
         try:
             method = msg.cseq.method
@@ -492,7 +504,7 @@ class SanityModule(Module):
 
     def _check_cseq_value(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        if "cseq" not in msg.index:
+        if "cseq" not in msg.keys:
             return SILENT
         try:
             number = msg.cseq.number
@@ -506,12 +518,12 @@ class SanityModule(Module):
 
     def _check_cl(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        found = msg.index.get("content-length")
-        if found is None:
+        keys = msg.keys
+        if "content-length" not in keys:
             return None    # missing Content-Length is fine (Kamailio only logs)
-        if len(found) > 1:
+        if keys.count("content-length") > 1:
             return CL_FAILURE
-        value = found[0].value
+        value = msg.header_value("content-length") or ""
         if not value or not value.isdigit() or not value.isascii():
             return CL_FAILURE
         if not msg.complete:
@@ -613,12 +625,10 @@ class SanityModule(Module):
         msg = ctx.msg
         if not full_parse_ok(msg):
             return BAD_HEADERS
-        index = msg.index
-        auth = index.get("authorization")
-        proxy = index.get("proxy-authorization")
-        if auth is None and proxy is None:
+        headers: list[Header] = (msg.headers_named("authorization")
+                                 + msg.headers_named("proxy-authorization"))
+        if not headers:
             return None
-        headers: list[Header] = (auth or []) + (proxy or [])
         for hdr in headers:
             ret, params = parse_digest(hdr.value)
             if ret == 1:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from binascii import crc_hqx
 import logging
+from binascii import crc_hqx
 from typing import Any
 
 from ..routing.context import Address, Context
@@ -33,16 +33,11 @@ def crc16_x25(data: str) -> int:
     return reflected ^ 0xFFFF
 
 
-_HEX = "0123456789abcdef"
 
 
 def nibbles_lsb_first(value: int) -> str:
-    """Kamailio's crcitt_string_array output: hex digits least significant first."""
-    out = "0" if value == 0 else ""
-    while value and len(out) < 4:
-        out += _HEX[value & 0xF]
-        value >>= 4
-    return out.ljust(4, "0")
+    """Kamailio's crcitt_string_array output: the 4 hex digits, least significant first."""
+    return f"{value:04x}"[::-1]
 
 
 def tag_prefix(sock_ip: str, sock_port: int) -> str:
@@ -110,6 +105,11 @@ _ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
 }
 
 
+# Request headers copied into a local reply (Record-Route only for 180-299).
+_COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
+_COPIED_WITH_RR = _COPIED | {"record-route"}
+
+
 class SharedTimestamp:
     """Time of the last SL reply, shared by all workers (a process-local default)."""
 
@@ -136,10 +136,11 @@ class SlModule(Module):
         ),
         functions=(
             Function("sl_send_reply", "sl_send_reply", ("int", "str"), aliases=("sl_reply",),
-                     kemi=("sl_send_reply",), routes=REQUEST_ROUTES),
-            Function("send_reply", "send_reply", ("int", "str"), kemi=("send_reply",)),
+                     kemi=("sl_send_reply",), routes=REQUEST_ROUTES, pv_first=(0, 1)),
+            Function("send_reply", "send_reply", ("int", "str"), kemi=("send_reply",),
+                     pv_first=(0, 1)),
             Function("send_reply_mode", "send_reply_mode", ("int", "str", "int"),
-                     kemi=("send_reply_mode",)),
+                     kemi=("send_reply_mode",), pv_first=(0, 1)),
             Function("sl_reply_error", "sl_reply_error", (), kemi=("sl_reply_error",),
                      routes=REQUEST_ROUTES),
             Function("sl_forward_reply", "sl_forward_reply", (), ("str", "str"),
@@ -202,8 +203,12 @@ class SlModule(Module):
         parts = [f"{msg.version} {code:03d} {reason}\r\n"]
         copy_rr = 180 <= code <= 299
         top_via_done = False
-        for hdr in msg.headers:
-            key = hdr.key
+        wanted = _COPIED_WITH_RR if copy_rr else _COPIED
+        header_at = msg.header_at
+        for i, key in enumerate(msg.keys):
+            if key not in wanted:
+                continue
+            hdr = header_at(i)
             if key == "via":
                 if not top_via_done:
                     parts.append(self._top_via_line(ctx, hdr))
@@ -217,7 +222,7 @@ class SlModule(Module):
                                  + self.totag_for(ctx) + text[hdr.value_end:hdr.end])
                 else:
                     parts.append(text[hdr.start:hdr.end])
-            elif key in ("from", "call-id", "cseq") or (copy_rr and key == "record-route"):
+            else:  # From, Call-ID, CSeq (and Record-Route for 180-299) unchanged
                 parts.append(text[hdr.start:hdr.end])
         parts.extend(ctx.reply_lumps)
         if extra_headers:
@@ -241,15 +246,17 @@ class SlModule(Module):
         src_ip, src_port = ctx.src
         value_start = hdr.value_span(text)[0] - hdr.start
         has_rport = via.has_param("rport")
-        if has_rport or ctx.force_rport:
-            if has_rport:
-                from ..routing.forward import _param_span
-                span = _param_span(line, value_start, via, "rport")
-                if span is not None:
-                    line = line[:span[0]] + f"rport={src_port}" + line[span[1]:]
-            else:
-                vend = value_start + len(via.raw.rstrip())
-                line = line[:vend] + f";rport={src_port}" + line[vend:]
+        if has_rport:
+            # replaced in place, from its ';' (blanks around the name go too)
+            from ..routing.forward import _via_param_span
+            span = _via_param_span(via, "rport")
+            if span is not None:
+                start, end = value_start + span[0], value_start + span[1]
+                line = line[:start] + f";rport={src_port}" + line[end:]
+        elif ctx.force_rport:
+            # like received: at the end of the header line, i.e. after the last
+            # value when one line holds several Via values [verified on 5.6.3]
+            line = line + f";rport={src_port}"
         if has_rport or via.has_param("received") or \
                 via.host.strip("[]").lower() != src_ip.lower():
             line = line + f";received={src_ip}"
@@ -298,10 +305,16 @@ class SlModule(Module):
         return 1
 
     # ----------------------------------------------------------- cfg functions
-    def sl_send_reply(self, ctx: Context, code: int, reason: str) -> int:
-        return self.send_stateless(ctx, code, reason)
+    def _code_reason(self, code: int | None, reason: str | None) -> tuple[int, str]:
+        """default_code / default_reason replace arguments that could not be evaluated."""
+        return (self.params["default_code"] if code is None else code,
+                self.params["default_reason"] if reason is None else reason)
 
-    def send_reply(self, ctx: Context, code: int, reason: str) -> int:
+    def sl_send_reply(self, ctx: Context, code: int | None, reason: str | None) -> int:
+        return self.send_stateless(ctx, *self._code_reason(code, reason))
+
+    def send_reply(self, ctx: Context, code: int | None, reason: str | None) -> int:
+        code, reason = self._code_reason(code, reason)
         tm = self.router.modules.get("tm")
         if tm is not None and self.params["bind_tm"] and hasattr(tm, "reply_if_transaction"):
             result: int | None = tm.reply_if_transaction(ctx, code, reason)
@@ -311,7 +324,8 @@ class SlModule(Module):
             return -1
         return self.send_stateless(ctx, code, reason)
 
-    def send_reply_mode(self, ctx: Context, code: int, reason: str, mode: int) -> int:
+    def send_reply_mode(self, ctx: Context, code: int | None, reason: str | None,
+                        mode: int) -> int:
         return self.send_reply(ctx, code, reason)
 
     def sl_reply_error(self, ctx: Context) -> int:

@@ -56,7 +56,7 @@ class TextopsModule(Module):
                 return -1
             msg.insert(hdr.end, text)
             return 1
-        pos = msg.headers[-1].end if msg.headers else msg.first_line_end
+        pos = msg.headers_end
         msg.insert(pos, text)
         return 1
 

@@ -79,12 +79,14 @@ class Context:
         self.flags = 0
         self.force_rport = False
         self.reply_lumps: list[str] = []
-        self.retcode = 1
+        self.retcode = 0   # Kamailio starts every top-level route with $rc = 0
         self.dropped = False
         self.no_reply = False
         self.last_error = -1
         self.avps: dict[str, list[Any]] = {}
-        self.xavps: dict[str, list[dict[str, Any]]] = {}
+        # name -> items, newest first; an item is a dict field -> value (see pv.XavpValues)
+        # or a plain value for $xavp(name) = v
+        self.xavps: dict[str, list[Any]] = {}
         self.out: list[Outgoing] = []
         self.route_type = route_type
         self.event: dict[str, Any] = {}

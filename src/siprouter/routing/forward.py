@@ -3,7 +3,8 @@
 Requests get our Via on top (a stateless, deterministic branch so that a
 retransmission, a CANCEL or the ACK of a negative reply leave with the same
 branch as the original), and ``received``/``rport`` on the previous top Via.
-Replies whose top Via is ours lose it and go to the address in the next Via.
+Replies lose their top Via and go to the address in the next Via (the top
+Via is checked to be ours only with the core parameter ``check_via=1``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ log = logging.getLogger("siprouter.core")
 
 
 def via_needs_received(via: Via, src_ip: str) -> bool:
-    """Kamailio's received_test(): host differs textually from the source, or rport present."""
-    return via.has_param("rport") or via.host.strip("[]").lower() != src_ip.lower()
+    """Kamailio's received_test(): the Via has received or rport, or its host differs
+    textually from the source IP (no DNS)."""
+    return via.has_param("received") or via.has_param("rport") or \
+        via.host.strip("[]").lower() != src_ip.lower()
 
 
 def stateless_branch(msg: SipMessage) -> str:
@@ -40,47 +43,72 @@ def stateless_branch(msg: SipMessage) -> str:
 def top_via_request_edits(ctx: Context) -> list[Edit]:
     """Edits adding received/rport to the top Via of a forwarded request.
 
-    ``received`` goes right after host[:port]; an existing ``rport`` is given
-    the source port in place; a forced rport is appended after received.
+    Kamailio's ``build_req_buf_from_sip_req`` (checked on 5.6.3):
+
+    * ``;received=<src ip>`` when the Via has ``received`` or ``rport``, or its
+      host differs from the source IP; an existing ``received`` is replaced in
+      place, otherwise the new one goes before the first ``;`` of the params
+      (at the end of the Via value when there are none);
+    * ``;rport=<src port>`` when the Via has ``rport`` (replaced in place, from
+      its ``;``) or ``force_rport()`` was called; a forced one goes right before
+      the ``received`` just written, or before the first ``;`` of the params.
+
+    Parameter names match case-insensitively.
     """
     msg = ctx.msg
     hdr = msg.headers_named("via")[0]
     via = msg.via1
     src_ip, src_port = ctx.src
+    base = hdr.value_span(msg.text)[0]
+    anchor = base + (via.params_offset if via.params_offset < len(via.raw.rstrip())
+                     else via.hostport_end)
+    received = _via_param_span(via, "received")
+    rport = _via_param_span(via, "rport")
+    need_received = via_needs_received(via, src_ip)
+    need_rport = rport is not None or ctx.force_rport
+    received_text = f";received={src_ip}"
+    rport_text = f";rport={src_port}"
+    if received is not None:
+        received_span = (base + received[0], base + received[1])
+    else:
+        received_span = (anchor, anchor)
     edits: list[Edit] = []
-    value_start = hdr.value_span(msg.text)[0]
-    has_rport = via.has_param("rport")
-    if via_needs_received(via, src_ip):
-        pos = value_start + via.hostport_end
-        edits.append((pos, msg.next_seq(), pos, f";received={src_ip}"))
-    if has_rport:
-        span = _param_span(msg.text, value_start, via, "rport")
-        if span is not None:
-            edits.append((span[0], msg.next_seq(), span[1], f"rport={src_port}"))
-    elif ctx.force_rport:
-        pos = value_start + via.hostport_end
-        edits.append((pos, msg.next_seq(), pos, f";rport={src_port}"))
+    if rport is not None:
+        if need_received:
+            edits.append((received_span[0], msg.next_seq(), received_span[1], received_text))
+        edits.append((base + rport[0], msg.next_seq(), base + rport[1], rport_text))
+        return edits
+    if need_rport:
+        # a forced rport goes in front of the received (or the params)
+        pos = received_span[0] if need_received else anchor
+        edits.append((pos, msg.next_seq(), pos, rport_text))
+    if need_received:
+        edits.append((received_span[0], msg.next_seq(), received_span[1], received_text))
     return edits
 
 
-def _param_span(text: str, value_start: int, via: Via, name: str) -> tuple[int, int] | None:
-    """Offsets in ``text`` of ``name[=value]`` inside the top Via's parameters."""
+def _via_param_span(via: Via, name: str) -> tuple[int, int] | None:
+    """Offsets in ``via.raw`` of the first ``;name[=value]`` param, from its ``;``.
+
+    Blanks up to the next ``;`` belong to the param (Kamailio replaces
+    ``; rport ;x`` by ``;rport=P;x``).
+    """
     raw = via.raw
     i = via.params_offset
-    while i < len(raw):
-        if raw[i] == ";":
-            j = i + 1
-            while j < len(raw) and raw[j] in " \t":
-                j += 1
-            end = j
-            while end < len(raw) and raw[end] not in ";,":
-                end += 1
-            item = raw[j:end]
-            if item.split("=", 1)[0].strip().lower() == name:
-                return value_start + j, value_start + end - (len(item) - len(item.rstrip()))
-            i = end
-        else:
+    n = len(raw)
+    while i < n:
+        if raw[i] != ";":
             i += 1
+            continue
+        end = i + 1
+        while end < n and raw[end] not in ";,":
+            end += 1
+        item = raw[i + 1:end]
+        if item.split("=", 1)[0].strip().lower() == name:
+            if end >= n or raw[end] != ";":
+                end -= len(item) - len(item.rstrip())
+            return i, end
+        i = end
     return None
 
 
@@ -134,12 +162,14 @@ def _host_for_via(ip: str) -> str:
 
 
 def forward_reply(ctx: Context) -> bool:
-    """Relay a reply statelessly: strip our top Via and send to the next one."""
+    """Relay a reply statelessly: strip the top Via and send to the next one."""
     msg = ctx.msg
     router = ctx.router
     via = msg.via1
-    if not router.is_myself(via.host, via.port):
-        log.debug("dropping reply: top Via %s is not ours", via.host_port if hasattr(via, "host_port") else via.host)
+    # Kamailio checks the top Via only with the core parameter check_via=1 (default 0):
+    # otherwise the top Via is removed whoever it names [verified on 5.6.3]
+    if router.settings.check_via and not router.is_myself(via.host, via.port):
+        log.debug("dropping reply: top Via %s is not ours", via.host)
         return False
     hdr = msg.headers_named("via")[0]
     values = msg.via_values(hdr)

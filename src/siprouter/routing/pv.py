@@ -163,61 +163,192 @@ def _var(arg: str) -> tuple[Getter, Setter]:
     return get, set_
 
 
-def _avp(arg: str, index: int | None) -> tuple[Getter, Setter]:
+def _avp(arg: str, index: int | str | None) -> tuple[Getter, Setter]:
+    """``$avp(name)``: a stack of values, newest first.
+
+    Assigning adds a value on top (an index on the left side is ignored, as in
+    Kamailio 5.6); assigning ``$null`` removes the newest value only, or every
+    value with ``$(avp(name)[*])``.
+    """
     name = arg.strip()
     if name.startswith("s:") or name.startswith("i:"):
         name = name[2:]
+    position = 0 if index is None or index == "*" else int(index)
 
     def get(ctx: Context) -> Value:
         stack = ctx.avps.get(name)
         if not stack:
             return None
+        if position < 0:
+            # Kamailio 5.6 quirk: counting the values consumes the search state, so a
+            # negative index only finds the newest value, and only for [-count]
+            return stack[0] if position == -len(stack) else None
         try:
-            value: Value = stack[0 if index is None else index]
+            value: Value = stack[position]
         except IndexError:
             return None
         return value
 
     def set_(ctx: Context, value: Value) -> None:
         if value is None:
-            ctx.avps.pop(name, None)
+            stack = ctx.avps.get(name)
+            if stack and index != "*":
+                del stack[0]
+            if not stack or index == "*":
+                ctx.avps.pop(name, None)
         else:
             ctx.avps.setdefault(name, []).insert(0, value)
     return get, set_
 
 
-_XAVP_RE = re.compile(r"^\s*([\w.]+)(?:\[(-?\d+)\])?\s*(?:=>\s*([\w.]+)(?:\[(-?\d+)\])?)?\s*$")
+class XavpValues(list[Any]):
+    """Several values of one field inside an xavp item, newest first.
+
+    An item is a ``dict`` field -> value; a field holding more than one value
+    stores an ``XavpValues`` (so single-valued items stay plain dicts).
+    """
+
+
+def _field_values(item: dict[str, Any], field: str) -> list[Any]:
+    value = item.get(field, _MISSING)
+    if value is _MISSING:
+        return []
+    if isinstance(value, XavpValues):
+        return value
+    return [value]
+
+
+def _store_field(item: dict[str, Any], field: str, values: list[Any]) -> None:
+    if not values:
+        item.pop(field, None)
+    elif len(values) == 1:
+        item[field] = values[0]
+    else:
+        item[field] = XavpValues(values)
+
+
+_MISSING = object()
+_XAVP_RE = re.compile(
+    r"^\s*([^\s=\[]+)\s*(?:\[\s*(-?\d+|\*)\s*\])?\s*"
+    r"(?:=>\s*([^\s=\[]+)\s*(?:\[\s*(-?\d+|\*)\s*\])?)?\s*$")
+
+
+def _fix_index(index: int, count: int) -> int:
+    """Kamailio's pv_set_xavp index fix for negative indexes (``count + idx + 1``)."""
+    return count + index + 1 if index < 0 else index
 
 
 def _xavp(arg: str) -> tuple[Getter, Setter]:
+    """``$xavp(name[i]=>field[j])`` with Kamailio 5.6 semantics (``pv_xavp.c``).
+
+    * read: item ``i`` (default 0, negative from the end), value ``j`` of the
+      field (``[*]`` joins all values with ``", "``);
+    * ``$xavp(name=>f) = v`` pushes a new item ``{f: v}`` in front;
+      ``$xavp(name[i]=>f) = v`` adds a value of ``f`` in front inside item ``i``
+      (nothing if there is no item ``i``); ``$xavp(name[i]=>f[j]) = v``
+      replaces value ``j``;
+    * ``= $null`` removes the first item (``$xavp(name)``), the item at ``[i]``,
+      or inside the item the first value of the field (``[j]``: that one,
+      ``[*]``: all of them).
+    """
     match = _XAVP_RE.match(arg)
     if match is None:
         raise PVError(f"bad $xavp name {arg!r}")
-    name, idx, field, _fidx = match.groups()
-    index = int(idx) if idx else 0
+    name, idx_text, field, fidx_text = match.groups()
+    root_all = idx_text == "*"
+    root_index = int(idx_text) if idx_text and not root_all else None
+    field_all = fidx_text == "*"
+    field_index = int(fidx_text) if fidx_text and not field_all else None
 
     def get(ctx: Context) -> Value:
         items = ctx.xavps.get(name)
         if not items:
             return None
-        try:
-            item = items[index]
-        except IndexError:
+        index = root_index or 0
+        if index < 0:
+            index += len(items)
+        if not 0 <= index < len(items):
             return None
+        item = items[index]
         if field is None:
-            return f"<<xavp:{name}>>"
-        value: Value = item.get(field)
+            return f"<<xavp:{name}>>" if isinstance(item, dict) else item
+        if not isinstance(item, dict):
+            return None
+        values = _field_values(item, field)
+        if field_all:
+            return ", ".join(str(v) for v in values) if values else None
+        position = field_index or 0
+        if position < 0:
+            position += len(values)
+        if not 0 <= position < len(values):
+            return None
+        value: Value = values[position]
         return value
 
+    def remove_field(item: Any) -> None:
+        if not isinstance(item, dict) or field is None:
+            return
+        values = list(_field_values(item, field))
+        if field_all:
+            values = []
+        elif field_index is None:
+            values = values[1:]
+        else:
+            position = _fix_index(field_index, len(values))
+            if 0 <= position < len(values):
+                del values[position]
+        _store_field(item, field, values)
+
+    def set_field(item: dict[str, Any], value: Value) -> None:
+        assert field is not None
+        values = list(_field_values(item, field))
+        if field_index is None:
+            values.insert(0, value)
+        else:
+            position = _fix_index(field_index, len(values))
+            if not 0 <= position < len(values):
+                return
+            values[position] = value
+        _store_field(item, field, values)
+
     def set_(ctx: Context, value: Value) -> None:
-        if field is None:
-            if value is None:
+        items = ctx.xavps.get(name)
+        if value is None:
+            if not items:
+                return
+            if field is None:
+                if root_all:
+                    items.clear()
+                else:
+                    position = _fix_index(root_index or 0, len(items))
+                    if 0 <= position < len(items):
+                        del items[position]
+            elif root_all:
+                for item in items:
+                    remove_field(item)
+            else:
+                position = _fix_index(root_index or 0, len(items))
+                if 0 <= position < len(items):
+                    remove_field(items[position])
+            if not items:
                 ctx.xavps.pop(name, None)
             return
-        items = ctx.xavps.setdefault(name, [])
-        if not items:
-            items.append({})
-        items[index if index < len(items) else -1][field] = value
+        if field is None:
+            if root_index is None and not root_all:
+                ctx.xavps.setdefault(name, []).insert(0, value)
+            elif items and not root_all:
+                position = _fix_index(root_index or 0, len(items))
+                if 0 <= position < len(items):
+                    items[position] = value
+            return
+        if root_index is None and not root_all:
+            ctx.xavps.setdefault(name, []).insert(0, {field: value})
+            return
+        if not items or root_all:
+            return
+        position = _fix_index(root_index or 0, len(items))
+        if 0 <= position < len(items) and isinstance(items[position], dict):
+            set_field(items[position], value)
     return get, set_
 
 
@@ -336,7 +467,7 @@ def _transform(spec: str) -> Callable[[Value], Value]:
     raise PVError(f"unsupported transformation {{{spec}}}")
 
 
-def compile_pv(name: str, arg: str | None = None, index: int | None = None,
+def compile_pv(name: str, arg: str | None = None, index: int | str | None = None,
                transforms: list[str] | None = None, router: Router | None = None) -> PV:
     """Compile a PV reference; raises :class:`PVError` for an unknown PV."""
     text = "$" + name + (f"({arg})" if arg is not None else "")
@@ -345,7 +476,7 @@ def compile_pv(name: str, arg: str | None = None, index: int | None = None,
     if arg is None and name in _SIMPLE:
         getter, setter = _SIMPLE[name]
     elif name == "hdr" and arg is not None:
-        getter = _hdr_getter(arg, index)
+        getter = _hdr_getter(arg, index if isinstance(index, int) else None)
     elif name == "var" and arg is not None:
         getter, setter = _var(arg.strip())
     elif name == "avp" and arg is not None:

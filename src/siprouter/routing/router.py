@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..sip.errors import SipError
 from ..sip.message import SipMessage, parse_message
@@ -59,25 +59,24 @@ class CoreStats:
 
 def _drop_check(msg: SipMessage) -> str | None:
     """Why Kamailio 5.6's core would drop this message before any route, or None."""
-    index = msg.index
+    keys = msg.keys
     for key in _REQUIRED:
-        if key not in index:
+        if key not in keys:
             return f"missing {key} header"
-    if "via" not in index:
+    if "via" not in keys:
         return "missing Via header"
-    for key in _SINGLE_HEADERS:
-        found = index.get(key)
-        if found is not None and len(found) > 1:
-            return f"duplicate {key} header"
+    if len(keys) != len(set(keys)):
+        for key in _SINGLE_HEADERS:
+            if keys.count(key) > 1:
+                return f"duplicate {key} header"
     try:
         msg.via1  # noqa: B018 - parse the top Via
         msg.cseq  # noqa: B018
         msg.to  # noqa: B018 - the core parses To while reading headers
     except SipError as err:
         return err.reason
-    clen = index.get("content-length")
-    if clen is not None:
-        value = clen[0].value
+    if "content-length" in keys:
+        value = msg.header_value("content-length") or ""
         if not value.isdigit() or not value.isascii() or len(value) > 10:
             return f"bad Content-Length {value!r}"
     return None
@@ -85,8 +84,7 @@ def _drop_check(msg: SipMessage) -> str | None:
 
 def has_broken_headers(msg: SipMessage) -> bool:
     """True when parsing *all* headers fails in Kamailio 5.6 (no reply can be built)."""
-    found = msg.index.get("max-forwards")
-    return found is not None and len(found) > 1
+    return msg.keys.count("max-forwards") > 1
 
 
 class Router:
@@ -105,6 +103,7 @@ class Router:
         self._myself: set[tuple[str, int]] = set()
         self._myself_hosts: set[str] = set()
         self.shared: dict[str, object] = {}
+        self.module_positions: dict[str, Any] = {}   # module name -> cfg position
         self.resolve: Callable[[str], str] = _resolve
         self.refresh_myself()
 

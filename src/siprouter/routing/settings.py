@@ -113,6 +113,7 @@ class CoreSettings:
     user_agent_header: str = f"User-Agent: {SERVER_TOKEN}"
     sip_warning: int = 0
     reply_to_via: int = 0
+    check_via: int = 0     # 1: relay a reply only if its top Via is one of our addresses
     max_while_loops: int = 100
     max_branches: int = 12
     workdir: str | None = None
@@ -132,6 +133,7 @@ class CoreSettings:
         "server_signature": ("server_signature", _as_bool),
         "server_header": ("server_header", str), "user_agent_header": ("user_agent_header", str),
         "sip_warning": ("sip_warning", _as_int), "reply_to_via": ("reply_to_via", _as_int),
+        "check_via": ("check_via", _as_int),
         "max_while_loops": ("max_while_loops", _as_int),
         "max_branches": ("max_branches", _as_int), "workdir": ("workdir", str),
         "wdir": ("workdir", str), "log_engine_type": ("log_engine_type", str),

@@ -79,6 +79,8 @@ def parse_params(text: str) -> list[tuple[str, str | None]]:
 
     Quoted values may contain ';'. Names are kept as written.
     """
+    if '"' not in text:
+        return _parse_plain_params(text)
     params: list[tuple[str, str | None]] = []
     i = 0
     n = len(text)
@@ -113,6 +115,20 @@ def parse_params(text: str) -> list[tuple[str, str | None]]:
     return params
 
 
+def _parse_plain_params(text: str) -> list[tuple[str, str | None]]:
+    """parse_params() for the common case of parameters without quoted values."""
+    params: list[tuple[str, str | None]] = []
+    for item in text.split(";"):
+        name, eq, value = item.partition("=")
+        name = name.strip(" \t")
+        if not name:
+            if eq or item.strip(" \t"):
+                raise HeaderError(f"empty parameter name in {text!r}")
+            continue
+        params.append((name, value.strip(" \t") if eq else None))
+    return params
+
+
 def _end_of_quoted(text: str, start: int) -> int:
     """Index just past the closing quote of the quoted string starting at ``start``."""
     i = start + 1
@@ -137,6 +153,12 @@ def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
     return None
 
 
+# The usual shape of a Via value; anything else takes the general parser.
+_VIA_FAST = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:;[^;\s,\"=]+(?:=[^;\s,\"=]*)?)*)\Z")
+
+
 class Via:
     """One Via value: ``SIP/2.0/UDP host:port;params``."""
 
@@ -145,6 +167,9 @@ class Via:
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
+        fast = _VIA_FAST.match(raw)
+        if fast is not None and self._init_fast(fast):
+            return
         sent_proto, _, rest = raw.partition("/")
         version, _, rest = rest.partition("/")
         rest = rest.lstrip(_WS)
@@ -199,6 +224,26 @@ class Via:
         # offset just after host[:port]
         self.hostport_end = self.params_offset if semi >= 0 else len(raw.rstrip(_WS))
 
+    def _init_fast(self, match: re.Match[str]) -> bool:
+        """Fill the fields from a canonical ``SIP/2.0/UDP host[:port][;params]`` match."""
+        port = match.group(3) or ""
+        if port and int(port) > 65535:
+            return False
+        ptext = match.group(4)
+        params = _parse_plain_params(ptext) if ptext else []
+        for i, (name, value) in enumerate(params):
+            if value is not None and name.lower() == "rport":
+                params[i] = (name, _rport_value(value))
+        self.protocol = "SIP"
+        self.version = "2.0"
+        self.transport = match.group(1)
+        self.host = match.group(2)
+        self.port_str = port
+        self.port = int(port) if port else None
+        self.params = params
+        self.params_offset = self.hostport_end = match.start(4)
+        return True
+
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
 
@@ -234,6 +279,11 @@ def parse_via_header(value: str) -> list[Via]:
     return [Via(part) for part in split_commas(unfold(value))]
 
 
+# ``[display] <uri>;params`` without quotes in the URI or params; else the general parser.
+_NAME_ADDR_FAST = re.compile(
+    r'((?:"[^"\\]*"|[^"<>;]*?)[ \t]*)<([^<>"\s]+)>[ \t]*((?:;[^;"<>]*)*)\Z')
+
+
 class NameAddr:
     """A name-addr or addr-spec with header parameters (From, To, Contact, Route...)."""
 
@@ -242,6 +292,14 @@ class NameAddr:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         text = raw.strip()
+        fast = _NAME_ADDR_FAST.match(text)
+        if fast is not None:
+            self.display = fast.group(1).strip(" \t")
+            self.uri_text = fast.group(2)
+            ptext = fast.group(3)
+            self.params = _parse_plain_params(ptext) if ptext else []
+            self._uri: Uri | None = None
+            return
         self.display = ""
         lt = _find_unquoted(text, "<")
         if lt >= 0:
@@ -264,7 +322,7 @@ class NameAddr:
         if not self.uri_text:
             raise HeaderError(f"empty URI in {raw!r}")
         self.params = parse_params(ptext)
-        self._uri: Uri | None = None
+        self._uri = None
 
     @property
     def uri(self) -> Uri:

@@ -13,7 +13,10 @@ All text is ``str`` holding the latin-1 decoding of the wire bytes.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+
+from itertools import accumulate
+from typing import Any, TypeVar
 
 from .errors import (
     ContentLengthError,
@@ -86,17 +89,40 @@ class Header:
         return f"Header({self.name!r}: {self.value!r})"
 
 
+# Parsed header values by text. A call's messages repeat the same Via, From,
+# To and CSeq values (a reply carries the request's Vias), so each is parsed
+# once. The parsed objects are never modified; each cache is bounded.
+_VIA_CACHE: dict[str, list[Via]] = {}
+_ADDR_CACHE: dict[str, NameAddr] = {}
+_CSEQ_CACHE: dict[str, CSeq] = {}
+_CACHE_SIZE = 8192
+T = TypeVar("T")
+
+
+def _remember(cache: dict[str, T], key: str, value: T) -> T:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 # Edits are (start, seq, end, text): replace text[start:end] by text; inserts have
 # start == end. seq keeps insertions at the same offset in the order they were made.
 Edit = tuple[int, int, int, str]
 
 
 class SipMessage:
-    """A parsed SIP request or response."""
+    """A parsed SIP request or response.
+
+    Header fields are kept in message order with a parallel list ``keys`` of
+    their canonical names; lookups by name run over ``keys`` with list methods
+    (C speed), so finding a header does not cost a Python loop over all of them.
+    """
 
     __slots__ = ("text", "is_request", "method", "ruri", "version", "status", "reason",
-                 "first_line_end", "ruri_start", "headers", "index", "body_start",
-                 "complete", "edits", "_via1", "_uri", "_seq")
+                 "first_line_end", "ruri_start", "keys", "_hdrs",
+                 "body_start", "complete", "edits", "_via1", "_uri", "_seq", "_index",
+                 "_from", "_to", "_cseq")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -108,30 +134,82 @@ class SipMessage:
         self.reason = ""
         self.first_line_end = 0
         self.ruri_start = 0
-        self.headers: list[Header] = []
-        self.index: dict[str, list[Header]] = {}
+        self.keys: list[str] = []
+        self._hdrs: list[Header] = []
         self.body_start = len(text)
         self.complete = False
         self.edits: list[Edit] = []
         self._via1: Via | None = None
         self._uri: Uri | None = None
         self._seq = 0
+        self._index: dict[str, list[Header]] | None = None
+        self._from: NameAddr | None = None
+        self._to: NameAddr | None = None
+        self._cseq: CSeq | None = None
 
     # ----------------------------------------------------------------- headers
+    def header_at(self, i: int) -> Header:
+        """The i-th header field."""
+        return self._hdrs[i]
+
+    def _append(self, hdr: Header) -> None:
+        self.keys.append(hdr.key)
+        self._hdrs.append(hdr)
+
     def header(self, key: str) -> Header | None:
         """First header with canonical name ``key`` (lower-case long form)."""
-        found = self.index.get(key)
-        return found[0] if found else None
+        keys = self.keys
+        if key not in keys:
+            return None
+        return self._hdrs[keys.index(key)]
 
     def header_value(self, key: str) -> str | None:
-        found = self.index.get(key)
-        return found[0].value if found else None
+        hdr = self.header(key)
+        return None if hdr is None else hdr.value
 
     def headers_named(self, key: str) -> list[Header]:
-        return self.index.get(key, [])
+        keys = self.keys
+        if key not in keys:
+            return []
+        first = keys.index(key)
+        hdrs = self._hdrs
+        if keys.count(key) == 1:
+            return [hdrs[first]]
+        return [hdrs[i] for i in range(first, len(keys)) if keys[i] == key]
 
     def has_header(self, key: str) -> bool:
-        return key in self.index
+        return key in self.keys
+
+    def count(self, key: str) -> int:
+        """How many header fields have canonical name ``key``."""
+        return self.keys.count(key)
+
+    @property
+    def headers(self) -> list[Header]:
+        """All header fields in message order."""
+        return self._hdrs
+
+    @property
+    def index(self) -> dict[str, list[Header]]:
+        """Canonical name -> header fields (built on first use)."""
+        if self._index is None:
+            index: dict[str, list[Header]] = {}
+            for hdr in self.headers:
+                index.setdefault(hdr.key, []).append(hdr)
+            self._index = index
+        return self._index
+
+    @property
+    def headers_start(self) -> int:
+        """Offset of the first header line (where inserted first headers go)."""
+        return self.first_line_end
+
+    @property
+    def headers_end(self) -> int:
+        """Offset just after the last header line."""
+        if not self.keys:
+            return self.first_line_end
+        return self.header_at(len(self.keys) - 1).end
 
     @property
     def body(self) -> str:
@@ -152,9 +230,12 @@ class SipMessage:
 
     @staticmethod
     def via_values(hdr: Header) -> list[Via]:
-        if hdr.parsed is None:
-            hdr.parsed = parse_via_header(hdr.value)
-        vias: list[Via] = hdr.parsed
+        vias: list[Via] | None = hdr.parsed
+        if vias is None:
+            vias = _VIA_CACHE.get(hdr.value)
+            if vias is None:
+                vias = _remember(_VIA_CACHE, hdr.value, parse_via_header(hdr.value))
+            hdr.parsed = vias
         return vias
 
     def all_vias(self) -> list[Via]:
@@ -168,18 +249,27 @@ class SipMessage:
         hdr = self.header(key)
         if hdr is None:
             return None
-        if hdr.parsed is None:
-            hdr.parsed = NameAddr(unfold(hdr.value))
-        addr: NameAddr = hdr.parsed
+        addr: NameAddr | None = hdr.parsed
+        if addr is None:
+            addr = _ADDR_CACHE.get(hdr.value)
+            if addr is None:
+                addr = _remember(_ADDR_CACHE, hdr.value, NameAddr(unfold(hdr.value)))
+            hdr.parsed = addr
         return addr
 
     @property
     def from_(self) -> NameAddr | None:
-        return self.name_addr("from")
+        addr = self._from
+        if addr is None:
+            addr = self._from = self.name_addr("from")
+        return addr
 
     @property
     def to(self) -> NameAddr | None:
-        return self.name_addr("to")
+        addr = self._to
+        if addr is None:
+            addr = self._to = self.name_addr("to")
+        return addr
 
     @property
     def callid(self) -> str:
@@ -188,12 +278,18 @@ class SipMessage:
 
     @property
     def cseq(self) -> CSeq:
+        if self._cseq is not None:
+            return self._cseq
         hdr = self.header("cseq")
         if hdr is None:
             raise HeaderError("no CSeq header")
-        if hdr.parsed is None:
-            hdr.parsed = CSeq(hdr.value)
-        cseq: CSeq = hdr.parsed
+        cseq: CSeq | None = hdr.parsed
+        if cseq is None:
+            cseq = _CSEQ_CACHE.get(hdr.value)
+            if cseq is None:
+                cseq = _remember(_CSEQ_CACHE, hdr.value, CSeq(hdr.value))
+            hdr.parsed = cseq
+        self._cseq = cseq
         return cseq
 
     @property
@@ -248,6 +344,12 @@ class SipMessage:
         return f"<SipMessage {self.status} {self.reason}>"
 
 
+_KNOWN_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO",
+                            "PRACK", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
+                            "PUBLISH"))
+_METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+
+
 def _parse_start_line(msg: SipMessage, line: str) -> None:
     if line.startswith("SIP/") or line[:4].upper() == "SIP/":
         version, sp, rest = line.partition(" ")
@@ -265,7 +367,7 @@ def _parse_start_line(msg: SipMessage, line: str) -> None:
     uri, sp2, version = rest.partition(" ")
     if not sp1 or not sp2 or not method or not uri or not version:
         raise StartLineError(f"bad request line {line[:80]!r}")
-    if not method.isascii() or not all(c.isalnum() or c in "-.!%*_+`'~" for c in method):
+    if method not in _KNOWN_METHODS and _METHOD_RE.match(method) is None:
         raise StartLineError(f"bad method in {line[:80]!r}")
     version = version.rstrip(" \t")
     if " " in version or not version.upper().startswith("SIP/2.0"):
@@ -276,6 +378,62 @@ def _parse_start_line(msg: SipMessage, line: str) -> None:
     msg.version = version
 
 
+def _parse_fast(text: str) -> SipMessage | None:
+    """parse_message() for the usual message: CRLF line ends, no folding.
+
+    Returns None whenever the general parser is needed (it then also reports
+    the errors).
+    """
+    first = text.find("\r\n")
+    if first < 0:
+        return None
+    end = text.find("\r\n\r\n", first)
+    if end < 0:
+        return None
+    block = text[first + 2:end]
+    if block.count("\n") != block.count("\r\n") or "\n " in block or "\n\t" in block \
+            or "\r" in block.replace("\r\n", ""):
+        return None
+    msg = SipMessage(text)
+    _parse_start_line(msg, text[:first])
+    pos = msg.first_line_end = first + 2
+    msg.body_start = end + 4
+    msg.complete = True
+    if first == end:
+        return msg
+    lines = block.split("\r\n")
+    canon = _CANON
+    get = canon.get
+    # the cache is keyed by "Name:" so a line without a colon ("" key) never hits
+    found = [get(line[:line.find(":") + 1]) for line in lines]
+    if None in found:  # a name not seen before (or no colon): canonicalise and check
+        for i, line in enumerate(lines):
+            if found[i] is None:
+                colon = line.find(":")
+                name = line[:colon]
+                if colon <= 0 or " " in name or "\t" in name:
+                    return None
+                key = canonical_name(name)
+                found[i] = key
+                if len(canon) < 4096:
+                    canon[name + ":"] = key
+    keys: list[str] = found  # type: ignore[assignment]
+    msg.keys = keys
+    hdrs: list[Header] = []
+    append = hdrs.append
+    for line, key in zip(lines, keys):
+        colon = line.find(":")
+        end = pos + len(line)
+        append(Header(line[:colon], key, pos, pos + colon, end, end + 2,
+                      line[colon + 1:].strip(" \t")))
+        pos = end + 2
+    msg._hdrs = hdrs
+    return msg
+
+
+_CANON: dict[str, str] = {}
+
+
 def parse_message(data: bytes | str) -> SipMessage:
     """Split a SIP message into start line, headers and body.
 
@@ -284,6 +442,9 @@ def parse_message(data: bytes | str) -> SipMessage:
     Header values are not parsed here.
     """
     text = data.decode("latin-1") if isinstance(data, bytes) else data
+    fast = _parse_fast(text)
+    if fast is not None:
+        return fast
     nl = text.find("\n")
     if nl < 0:
         raise StartLineError("no line terminator")
@@ -291,8 +452,6 @@ def parse_message(data: bytes | str) -> SipMessage:
     msg = SipMessage(text)
     _parse_start_line(msg, line)
     msg.first_line_end = pos = nl + 1
-    headers = msg.headers
-    index = msg.index
     size = len(text)
     last: Header | None = None
     find = text.find
@@ -325,12 +484,7 @@ def parse_message(data: bytes | str) -> SipMessage:
             key = canonical_name(name)
             last = Header(name, key, pos, colon, content_end, line_end,
                           text[colon + 1:content_end].strip(" \t"))
-            headers.append(last)
-            bucket = index.get(key)
-            if bucket is None:
-                index[key] = [last]
-            else:
-                bucket.append(last)
+            msg._append(last)
         pos = line_end
     else:
         msg.body_start = size

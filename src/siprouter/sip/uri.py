@@ -117,11 +117,28 @@ def _parse_hostport(text: str, raw: str) -> tuple[str, str]:
     return host, port
 
 
+# Parsed URIs by text: the same R-URIs, From/To and Contact URIs come back in
+# every message of a call and across calls. Uri objects are never modified.
+_URI_CACHE: dict[str, Uri] = {}
+CACHE_SIZE = 8192
+
+
 def parse_uri(raw: str) -> Uri:
     """Parse a URI. Raises :class:`UriError` for a malformed sip/sips/tel URI.
 
     Unknown schemes are returned opaque (scheme set, everything else empty).
+    Results are cached by text.
     """
+    uri = _URI_CACHE.get(raw)
+    if uri is None:
+        uri = _parse_uri(raw)
+        if len(_URI_CACHE) >= CACHE_SIZE:
+            _URI_CACHE.clear()
+        _URI_CACHE[raw] = uri
+    return uri
+
+
+def _parse_uri(raw: str) -> Uri:
     scheme, colon, rest = raw.partition(":")
     if not colon or not scheme:
         raise UriError(f"no scheme in URI {raw!r}")

@@ -26,7 +26,8 @@ def open_udp_socket(listen: Listen, reuse_port: bool = True) -> socket.socket:
     host = listen.host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # No SO_REUSEADDR: on Linux it lets a second UDP socket bind the same
+    # address, so a second siprouter would start and silently steal traffic.
     if reuse_port and hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
