@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -426,13 +427,14 @@ class Compiler:
             self.error(node.pos, f"pseudo-variable {node.pv.text or pv.text} is read-only")
             return None
         expr: Expr
-        if isinstance(node.expr, ast.FuncCallExpr):
+        rhs = self.optimize(node.expr)
+        if isinstance(rhs, ast.FuncCallExpr):
             # a function alone on the right side gives its raw return code
-            expr = self.call_expr_raw(node.expr.name, node.expr.args, node.expr.pos)
-        elif isinstance(node.expr, ast.RouteCall):
-            expr = self.route_call(node.expr)
+            expr = self.call_expr_raw(rhs.name, rhs.args, rhs.pos)
+        elif isinstance(rhs, ast.RouteCall):
+            expr = self.route_call(rhs)
         else:
-            expr = self.expr(node.expr)
+            expr = self._expr(rhs)
         if node.op == ":=" and node.pv.name == "avp":
             name = (node.pv.arg or "").strip()
 
@@ -497,6 +499,7 @@ class Compiler:
         settings = self.router.settings
 
         def run(ctx: Context) -> int:
+            ctx.last_error = -1
             ret = 1
             count = 0
             limit = settings.max_while_loops
@@ -562,6 +565,7 @@ class Compiler:
                 return table.get(value_int(ctx), default)
 
         def run(ctx: Context) -> int:
+            ctx.last_error = -1
             try:
                 start = select(ctx)
             except _ExprError:
@@ -780,9 +784,11 @@ class Compiler:
 
         Bottom-up, for an operator with exactly one constant operand:
         ``X && 0`` / ``X * 0`` / ``X & 0`` / ``0 / X`` / ``0 mod X`` -> 0 and
-        ``X || 1`` -> 1 (X is not evaluated); ``X && 1`` and ``X || 0`` ->
-        ``(int)X`` (so ``-1 && 1`` is -1 when X is a variable);
-        ``X == ""`` / ``X eq ""`` -> ``strempty(X)`` (so ``0 == ""`` is false).
+        ``X || 1`` -> 1 (X is not evaluated); ``X && 1``, ``X || 0``, ``X * 1``,
+        ``X | 0``, ``X - 0``, ``X / 1`` and ``int + 0`` -> ``(int)X`` (so
+        ``$x && 1`` is -1 for ``$x = -1``, and ``$v = f() + 0`` assigns the raw
+        code of ``f()``); ``X == ""`` / ``X eq ""`` -> ``strempty(X)`` (so
+        ``0 == ""`` is false).
         """
         replace = dataclasses.replace
         if isinstance(node, ast.UnaryOp):
@@ -793,14 +799,14 @@ class Compiler:
             return node
         node = replace(node, left=self.optimize(node.left), right=self.optimize(node.right))
         op = node.op
-        if op not in ("&&", "||", "*", "/", "mod", "&", "==", "eq"):
+        if op not in ("&&", "||", "*", "/", "mod", "&", "|", "+", "-", "==", "eq"):
             return node
         left_const, right_const = is_constant(node.left), is_constant(node.right)
         if left_const == right_const:
             return node
         const_node, var_node = (node.right, node.left) if right_const else (node.left, node.right)
         try:
-            value = self._expr(const_node)(None)  # type: ignore[arg-type]
+            value = self._expr(const_node)(self._constant_context())
         except Exception:  # noqa: BLE001 - not foldable: leave it alone
             return node
         pos = node.pos
@@ -808,7 +814,14 @@ class Compiler:
             zero = ast.IntLit(0, pos)
             if value == 0 and (op in ("*", "&", "&&") or op in ("/", "mod") and left_const):
                 return zero
-            if op == "&&" and value == 1 or op == "||" and value == 0:
+            neutral = (op == "&&" and value == 1 or op == "||" and value == 0
+                       or op == "*" and value == 1 or op == "|" and value == 0
+                       or op == "/" and right_const and value == 1
+                       or op == "-" and right_const and value == 0
+                       or op == "+" and value == 0 and guess_type(node.left) == "int")
+            if neutral:
+                # (int)X, or X itself when X is known to be an int: so a lone
+                # function call stays a function call (``$v = f() + 0`` is raw)
                 return var_node if guess_type(var_node) == "int" else ast.Cast("int", var_node, pos)
             if op == "||" and value == 1:
                 return ast.IntLit(1, pos)
@@ -816,6 +829,12 @@ class Compiler:
             if not (op == "==" and right_const and guess_type(node.left) == "int"):
                 return ast.StrEmpty(var_node, pos)
         return node
+
+    def _constant_context(self) -> Context:
+        """A context for evaluating constant expressions (they never look at it)."""
+        from ..sip.message import SipMessage
+
+        return Context(self.router, SipMessage(""), ("0.0.0.0", 0), ("0.0.0.0", 0))
 
     # ---------------------------------------------------------------- expressions
     def pv(self, node: ast.PVRef) -> Any:
@@ -1170,15 +1189,21 @@ def _fparam(getter: Expr, kind: str, strint: bool = False) -> Callable[[Context]
 
 def _run_subroute(route: Stmt, ctx: Context) -> int:
     """Run a named route: ``return N`` gives N, falling off the end the last action's code."""
+    ctx.last_error = -1
     ctx.depth += 1
     if ctx.depth > MAX_ROUTE_DEPTH:
+        # Kamailio: the route() action fails, the calling route goes on
         ctx.depth -= 1
         log.error("too many nested routes (%d)", MAX_ROUTE_DEPTH)
-        raise ScriptExit(-1)
+        ctx.retcode = -1
+        return -1
     try:
         code = route(ctx)
     except RouteReturn as ret:
         code = ret.code
+    except RecursionError:
+        log.error("route nesting too deep for the Python stack")
+        code = -1
     finally:
         ctx.depth -= 1
     ctx.retcode = code
@@ -1187,6 +1212,9 @@ def _run_subroute(route: Stmt, ctx: Context) -> int:
 
 def compile_script(router: Router, config: ast.Config) -> tuple[Script, list[CfgError]]:
     """Compile all routes; returns the script and the errors found."""
+    # a sub-route level costs a few Python frames: leave room for MAX_ROUTE_DEPTH levels
+    if sys.getrecursionlimit() < 16 * MAX_ROUTE_DEPTH:
+        sys.setrecursionlimit(16 * MAX_ROUTE_DEPTH)
     compiler = Compiler(router, config)
     script = compiler.compile()
     return script, compiler.errors

@@ -155,7 +155,8 @@ class SlModule(Module):
     def __init__(self, router: Any) -> None:
         super().__init__(router)
         self.stats = dict.fromkeys(STAT_NAMES, 0)
-        self.last_reply = SharedTimestamp()
+        # a SharedTimestamp here, or the shared-memory one of the transport layer
+        self.last_reply: Any = SharedTimestamp()
         self.prefix = ""
 
     def init(self) -> None:
@@ -164,7 +165,7 @@ class SlModule(Module):
         self.router.pre_script.insert(0, self.filter_ack)
         shared = self.router.shared.get("sl_last_reply")
         if shared is not None:
-            self.last_reply = shared  # type: ignore[assignment]
+            self.last_reply = shared
 
     def stat_values(self) -> dict[str, int]:
         return dict(self.stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..routing.context import Context
+from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
 from ..sip.headers import canonical_name
 from .base import REQUEST_ROUTES, Exports, Function, Module
@@ -47,27 +48,37 @@ class TextopsModule(Module):
             return -1
         return 1 if method.upper() in wanted else -1
 
+    # These three parse every header: a message that Kamailio 5.6 cannot parse
+    # completely (a second Max-Forwards) makes them fail [verified on 5.6.3].
+
     def append_hf(self, ctx: Context, text: str, after: str | None = None) -> int:
-        """Append a header after the last header (or after the first ``after`` header)."""
+        """Append a header after the last header, or after the first ``after`` header
+        (at the end when there is none, still returning 1)."""
         msg = ctx.msg
+        if has_broken_headers(msg):
+            return -1
         if after:
             hdr = msg.header(canonical_name(after))
-            if hdr is None:
-                return -1
-            msg.insert(hdr.end, text)
-            return 1
+            if hdr is not None:
+                msg.insert(hdr.end, text)
+                return 1
         pos = msg.headers_end
         msg.insert(pos, text)
         return 1
 
     def remove_hf(self, ctx: Context, name: str) -> int:
+        """Remove every header with this name (compact forms match); 1, or -1 if none."""
         msg = ctx.msg
+        if has_broken_headers(msg):
+            return -1
         found = msg.headers_named(canonical_name(name))
         for hdr in found:
             msg.add_edit(hdr.start, hdr.end, "")
-        return len(found) if found else -1
+        return 1 if found else -1
 
     def is_present_hf(self, ctx: Context, name: str) -> int:
+        if has_broken_headers(ctx.msg):
+            return -1
         return 1 if ctx.msg.has_header(canonical_name(name)) else -1
 
     def append_to_reply(self, ctx: Context, text: str) -> int:

@@ -20,6 +20,10 @@ from .context import Address, Context
 
 log = logging.getLogger("siprouter.core")
 
+# Kamailio's error.h codes kept in ctx.last_error (reported by sl_reply_error)
+E_BAD_URI = -479
+E_BAD_ADDRESS = -478
+
 
 def via_needs_received(via: Via, src_ip: str) -> bool:
     """Kamailio's received_test(): the Via has received or rport, or its host differs
@@ -119,9 +123,14 @@ def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] |
         uri = parse_uri(target)
     except SipError:
         log.error("cannot forward: bad destination URI %r", target)
+        ctx.last_error = E_BAD_URI
         return None
     if uri.scheme not in ("sip", "sips") or not uri.host:
         log.error("cannot forward to a non-SIP destination %r", target)
+        # Kamailio parses only sip/sips/tel/tels/urn URIs; a tel: URI has no host
+        # and is reported as unresolvable
+        known = uri.scheme in ("sip", "sips", "tel", "tels", "urn")
+        ctx.last_error = E_BAD_ADDRESS if known else E_BAD_URI
         return None
     maddr = uri.param("maddr")
     host = maddr or uri.host
@@ -129,6 +138,7 @@ def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] |
         ip = ctx.router.resolve(host)
     except OSError:
         log.error("cannot resolve %r", host)
+        ctx.last_error = E_BAD_ADDRESS
         return None
     proto = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
     return (ip, uri.default_port()), proto
@@ -139,7 +149,6 @@ def forward_request(ctx: Context, uri_text: str | None = None) -> int:
     msg = ctx.msg
     hop = next_hop(ctx, uri_text)
     if hop is None:
-        ctx.last_error = -478
         return -1
     dst, _proto = hop
     local_ip, local_port = ctx.local

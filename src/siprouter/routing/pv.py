@@ -19,6 +19,7 @@ from ..sip.errors import SipError
 from ..sip.headers import canonical_name
 from ..sip.uri import parse_uri
 from .context import Context
+from .router import has_broken_headers
 
 if TYPE_CHECKING:
     from .router import Router
@@ -140,12 +141,22 @@ def _header_body(name: str) -> Getter:
 
 
 def _hdr_getter(arg: str, index: int | None) -> Getter:
+    """``$hdr(Name)``: needs every header parsed, so $null when Kamailio 5.6's parser
+    fails on the message (a second Max-Forwards) [verified on 5.6.3]."""
     key = canonical_name(arg.strip())
     if index is None:
-        return lambda ctx: ctx.msg.header_value(key)
+        def first(ctx: Context) -> Value:
+            msg = ctx.msg
+            if has_broken_headers(msg):
+                return None
+            return msg.header_value(key)
+        return first
 
     def get(ctx: Context) -> Value:
-        found = ctx.msg.headers_named(key)
+        msg = ctx.msg
+        if has_broken_headers(msg):
+            return None
+        found = msg.headers_named(key)
         try:
             return found[index].value
         except IndexError:
@@ -276,7 +287,14 @@ def _xavp(arg: str) -> tuple[Getter, Setter]:
             return None
         values = _field_values(item, field)
         if field_all:
-            return ", ".join(str(v) for v in values) if values else None
+            if not values:
+                return None
+            if isinstance(values[-1], int):
+                # Kamailio 5.6: the joined text keeps the type of the last value
+                # read, so with an int the expression value is that int
+                last: int = values[-1]
+                return last
+            return ", ".join(str(v) for v in values)
         position = field_index or 0
         if position < 0:
             position += len(values)

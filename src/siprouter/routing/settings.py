@@ -8,8 +8,9 @@ value. Unknown names are reported through the returned warning.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import __version__
 
@@ -124,7 +125,7 @@ class CoreSettings:
     kemi_onsend_route_callback: str = "ksr_onsend_route"
 
     # name -> (attribute, converter)
-    _SIMPLE = {
+    _SIMPLE: ClassVar[dict[str, tuple[str, Callable[[Any], Any]]]] = {
         "port": ("port", _as_int), "children": ("children", _as_int),
         "debug": ("debug", _as_int), "log_stderror": ("log_stderror", _as_bool),
         "log_facility": ("log_facility", str), "log_name": ("log_name", str),
@@ -143,7 +144,7 @@ class CoreSettings:
         "onsend_route_callback": ("kemi_onsend_route_callback", str),
     }
     # accepted for compatibility, without effect here
-    _IGNORED = frozenset((
+    _IGNORED: ClassVar[frozenset[str]] = frozenset((
         "mhomed", "mpath", "loadpath", "memdbg", "memlog", "tcp_connection_lifetime",
         "tcp_max_connections", "tcp_children", "enable_tls", "dns", "rev_dns", "use_dns_cache",
         "dns_try_ipv6", "tcp_accept_no_cl", "tcp_rd_buf_size", "tos", "pmtu_discovery",

@@ -2,33 +2,35 @@
 
 Every error carries ``status`` (the SIP status a server could answer with, or
 ``None`` when the message must simply be dropped) and a short ``reason``.
+Each class states its default status in ``default_status``.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class SipError(Exception):
     """Root of all SIP errors raised by the message layer."""
 
-    status: int | None = None
+    default_status: ClassVar[int | None] = None
 
     def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        if status is not None:
-            self.status = status
+        self.status: int | None = status if status is not None else self.default_status
 
 
 class ParseError(SipError):
     """The bytes are not a SIP message (or a header of it does not parse)."""
 
-    status: int | None = 400
+    default_status: ClassVar[int | None] = 400
 
 
 class StartLineError(ParseError):
     """Bad request line or status line: the datagram is dropped."""
 
-    status = None
+    default_status: ClassVar[int | None] = None
 
 
 class HeaderError(ParseError):

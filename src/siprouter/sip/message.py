@@ -14,8 +14,6 @@ All text is ``str`` holding the latin-1 decoding of the wire bytes.
 from __future__ import annotations
 
 import re
-
-from itertools import accumulate
 from typing import Any, TypeVar
 
 from .errors import (
@@ -421,7 +419,7 @@ def _parse_fast(text: str) -> SipMessage | None:
     msg.keys = keys
     hdrs: list[Header] = []
     append = hdrs.append
-    for line, key in zip(lines, keys):
+    for line, key in zip(lines, keys, strict=True):
         colon = line.find(":")
         end = pos + len(line)
         append(Header(line[:colon], key, pos, pos + colon, end, end + 2,
@@ -445,6 +443,11 @@ def parse_message(data: bytes | str) -> SipMessage:
     fast = _parse_fast(text)
     if fast is not None:
         return fast
+    return parse_general(text)
+
+
+def parse_general(text: str) -> SipMessage:
+    """parse_message() line by line: any line ends, folding, missing blank line."""
     nl = text.find("\n")
     if nl < 0:
         raise StartLineError("no line terminator")

@@ -12,8 +12,8 @@ import gc
 import logging
 import os
 import signal
-import sys
 import socket
+import sys
 import threading
 import time
 
@@ -130,8 +130,8 @@ def supervise(router: Router, children: int) -> int:
             break
         except InterruptedError:
             continue
-        rank = pids.pop(pid, None)
-        if rank is None or stopping:
+        rank = pids.pop(pid, -1)
+        if rank < 0 or stopping:
             continue
         code = os.waitstatus_to_exitcode(wstatus)
         if code == 3:

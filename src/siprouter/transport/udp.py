@@ -11,6 +11,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 
 from ..routing.context import Address, Outgoing
 from ..routing.router import Router
@@ -72,6 +73,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
         log.debug("socket error: %s", exc)
 
 
+def _factory(protocol: UdpProtocol) -> Callable[[], UdpProtocol]:
+    return lambda: protocol
+
+
 async def serve_udp(router: Router, stop: asyncio.Event) -> None:
     """Serve every UDP listen socket of the router until ``stop`` is set."""
     loop = asyncio.get_running_loop()
@@ -84,7 +89,7 @@ async def serve_udp(router: Router, stop: asyncio.Event) -> None:
         local = listen.address
         protocol = UdpProtocol(router, local, senders)
         senders[local] = protocol
-        transport, _ = await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(_factory(protocol), sock=sock)
         transports.append(transport)
     try:
         await stop.wait()

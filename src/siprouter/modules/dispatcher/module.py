@@ -188,7 +188,7 @@ class DispatcherModule(Module):
                     return None
                 return hashing.hash_uri(
                     _b(uri.user),
-                    _b(uri.host),
+                    uri.host.encode("latin-1"),
                     _b(uri.port_str),
                     secure=uri.scheme == "sips",
                     user_only=user_only,
@@ -197,7 +197,7 @@ class DispatcherModule(Module):
             return key
 
         if alg == ALG_HASH_CALLID:
-            return lambda: hashing.hash_callid(_b(msg.callid))
+            return lambda: hashing.hash_callid(msg.callid.encode("latin-1"))
         if alg == ALG_HASH_FROM_URI:
             return uri_key(lambda: msg.from_.uri if msg.from_ else None)
         if alg == ALG_HASH_TO_URI:

@@ -1,0 +1,40 @@
+"""Optional compiled build: ``SIPROUTER_MYPYC=1 pip install --no-build-isolation .``
+(with mypy installed) compiles the
+per-message hot path (message layer, routing engine, core modules) to C with
+mypyc. The pure-Python package is the default and behaves the same; see
+docs/performance.md for what the compiled build buys.
+"""
+
+import os
+
+from setuptools import setup
+
+# Modules on the per-message path. They must stay free of dynamic attribute
+# tricks (mypyc classes are closed); tests/test_compiled.py runs on this build.
+HOT_MODULES = [
+    "src/siprouter/sip/errors.py",
+    "src/siprouter/sip/uri.py",
+    "src/siprouter/sip/headers.py",
+    "src/siprouter/sip/message.py",
+    "src/siprouter/routing/context.py",
+    "src/siprouter/routing/router.py",
+    "src/siprouter/routing/forward.py",
+    "src/siprouter/config/compiler.py",
+    "src/siprouter/modules/sl.py",
+    "src/siprouter/modules/maxfwd.py",
+    "src/siprouter/modules/sanity.py",
+    "src/siprouter/modules/textops.py",
+    "src/siprouter/modules/siputils.py",
+    "src/siprouter/modules/rr.py",
+    "src/siprouter/modules/dispatcher/hashing.py",
+    "src/siprouter/modules/dispatcher/selection.py",
+    "src/siprouter/modules/dispatcher/module.py",
+]
+
+ext_modules = []
+if os.environ.get("SIPROUTER_MYPYC") == "1":
+    from mypyc.build import mypycify
+
+    ext_modules = mypycify(HOT_MODULES, opt_level="3")
+
+setup(ext_modules=ext_modules)
