@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config.errors import CfgError, CfgErrors
+
+if TYPE_CHECKING:
+    from .routing.router import Router
 
 log = logging.getLogger("siprouter.main")
 
@@ -67,37 +71,36 @@ def _report(err: CfgError) -> None:
         print(str(one), file=sys.stderr)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace, shared: dict[str, object] | None = None) -> Router | None:
+    """Load the cfg, or print its errors (``FILE:LINE:COL: reason``) and return None."""
     from .config.loader import load
 
-    setup_logging(-1)
     try:
-        load(args.file, _defines(args.define))
+        return load(args.file, _defines(args.define), shared)
     except CfgError as err:
         _report(err)
-        return 1
     except OSError as err:
         print(f"{args.file}:0:0: {err}", file=sys.stderr)
+    return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    setup_logging(-1)
+    if _load(args) is None:
         return 1
     print(f"{args.file}: configuration OK")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config.loader import load
     from .transport.shared import SharedArea, SharedTimestamp
     from .transport.supervisor import run_single, supervise
 
     setup_logging(2, args.log_json)
     area = SharedArea()
     shared: dict[str, object] = {"area": area, "sl_last_reply": SharedTimestamp(area)}
-    try:
-        router = load(args.file, _defines(args.define), shared)
-    except CfgError as err:
-        _report(err)
-        return 1
-    except OSError as err:
-        print(f"{args.file}:0:0: {err}", file=sys.stderr)
+    router = _load(args, shared)
+    if router is None:
         return 1
     settings = router.settings
     setup_logging(settings.debug, args.log_json or settings.log_engine_type == "json")

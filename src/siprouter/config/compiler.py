@@ -270,6 +270,12 @@ def _runtime_regex(pattern: str) -> re.Pattern[str] | None:
     return compiled
 
 
+# expressions whose value is always 0 or 1
+_ZERO_ONE = (ast.FuncCallExpr, ast.RouteCall, ast.LegacyMatch, ast.Defined, ast.StrEmpty)
+_ZERO_ONE_OPS = frozenset(("&&", "||", "==", "!=", "eq", "ne", "ieq", "ine", "=~",
+                           "<", ">", "<=", ">="))
+
+
 # ------------------------------------------------------------------ static typing helpers
 def guess_type(node: object) -> str | None:
     """Kamailio's ``rve_guess_type``: "int", "str" or None (known at run time only)."""
@@ -415,8 +421,38 @@ class Compiler:
 
     def condition(self, node: ast.Expr) -> Callable[[Context], bool]:
         """A boolean test with Kamailio's ``> 0`` rule."""
-        value = self.int_expr(self.optimize(node))
+        node = self.optimize(node)
+        zero_one = isinstance(node, _ZERO_ONE) or \
+            isinstance(node, ast.UnaryOp) and node.op == "!" or \
+            isinstance(node, ast.BinOp) and node.op in _ZERO_ONE_OPS
+        if zero_one:
+            return self._bool(node)   # the value is 0 or 1: > 0 is != 0
+        value = self._int(node)
         return lambda ctx: value(ctx) > 0
+
+    def _bool(self, node: Any) -> Callable[[Context], bool]:
+        """C truth (``!= 0``) of an optimised expression, without building 0/1 ints."""
+        if isinstance(node, ast.FuncCallExpr):
+            call = self.call_expr_raw(node.name, node.args, node.pos)
+            return lambda ctx: call(ctx) > 0
+        if isinstance(node, ast.RouteCall):
+            route = self.route_call(node)
+            return lambda ctx: route(ctx) > 0
+        if isinstance(node, ast.UnaryOp) and node.op == "!":
+            inner = self._bool(node.operand)
+            return lambda ctx: not inner(ctx)
+        if isinstance(node, ast.BinOp) and node.op in ("&&", "||"):
+            left, right = self._bool(node.left), self._bool(node.right)
+            if node.op == "&&":
+                return lambda ctx: left(ctx) and right(ctx)
+            return lambda ctx: left(ctx) or right(ctx)
+        if isinstance(node, ast.BinOp) and node.op in ("==", "!="):
+            left_v, right_v = self._expr(node.left), self._expr(node.right)
+            if node.op == "==":
+                return lambda ctx: _eq(left_v(ctx), right_v(ctx))
+            return lambda ctx: not _eq(left_v(ctx), right_v(ctx))
+        value = self._int(node)
+        return lambda ctx: value(ctx) != 0
 
     def assign(self, node: ast.Assign) -> Stmt | None:
         pv = self.pv(node.pv)

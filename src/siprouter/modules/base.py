@@ -108,7 +108,9 @@ class Module:
         spec = next((p for p in self.exports.params if p.name == name), None)
         if spec is None:
             raise ValueError(f"unknown parameter '{name}' of module '{self.exports.name}'")
-        value = coerce_param(spec, value)
+        # a runtime (cfg framework) variable is range-checked only when changed at run
+        # time: Kamailio 5.6 takes modparam("maxfwd", "max_limit", 300) [verified]
+        value = coerce_param(spec, value, check_range=not spec.runtime)
         if spec.multi:
             self.params[name].append(value)
         else:
@@ -140,7 +142,7 @@ class Module:
         """Hook for modules that need to see every received message."""
 
 
-def coerce_param(spec: Param, value: Any) -> Any:
+def coerce_param(spec: Param, value: Any, check_range: bool = True) -> Any:
     """Convert a modparam value to the declared type, as Kamailio does."""
     if spec.kind is int:
         if isinstance(value, str):
@@ -152,8 +154,8 @@ def coerce_param(spec: Param, value: Any) -> Any:
                     f"parameter '{spec.name}' expects an integer, got {value!r}") from None
         if not isinstance(value, int):
             raise ValueError(f"parameter '{spec.name}' expects an integer")
-        if spec.minimum is not None and value < spec.minimum or \
-                spec.maximum is not None and value > spec.maximum:
+        if check_range and (spec.minimum is not None and value < spec.minimum or
+                            spec.maximum is not None and value > spec.maximum):
             raise ValueError(
                 f"parameter '{spec.name}' value {value} out of range "
                 f"{spec.minimum}..{spec.maximum}")

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from ..routing.context import Context
+from ..routing.forward import host_port
 from ..sip.errors import SipError
 from ..sip.headers import NameAddr, split_commas, unfold
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param
@@ -43,7 +44,6 @@ class RrModule(Module):
             log.error("double attempt to record-route")
             return -1
         ip, port = ctx.local
-        host = f"[{ip}]" if ":" in ip else ip
         extra = ""
         if self.params["append_fromtag"]:
             try:
@@ -55,7 +55,8 @@ class RrModule(Module):
         transport = "" if ctx.proto == "udp" else f";transport={ctx.proto}"
         lr = ";lr=on" if self.params["enable_full_lr"] else ";lr"
         first = msg.headers_start
-        msg.insert(first, f"Record-Route: <sip:{host}:{port}{transport}{lr}{extra}{params}>\r\n")
+        where = host_port(ip, port, ctx.proto)
+        msg.insert(first, f"Record-Route: <sip:{where}{transport}{lr}{extra}{params}>\r\n")
         ctx.rr_added = True
         return 1
 

@@ -149,14 +149,15 @@ def forward_request(ctx: Context, uri_text: str | None = None) -> int:
     msg = ctx.msg
     hop = next_hop(ctx, uri_text)
     if hop is None:
-        return -1
+        # Kamailio returns the error code itself: -479 bad URI, -478 unresolvable
+        return ctx.last_error if ctx.last_error < 0 else -1
     dst, _proto = hop
     local_ip, local_port = ctx.local
     first_via = msg.headers_named("via")[0]
     branch = stateless_branch(msg)
     edits = top_via_request_edits(ctx)
     edits.append((first_via.start, msg.next_seq(), first_via.start,
-                  f"Via: SIP/2.0/UDP {_host_for_via(local_ip)}:{local_port};branch={branch}\r\n"))
+                  f"Via: SIP/2.0/UDP {host_port(local_ip, local_port)};branch={branch}\r\n"))
     if ctx.new_ruri is not None:
         start = msg.ruri_start
         edits.append((start, msg.next_seq(), start + len(msg.ruri), ctx.new_ruri))
@@ -168,6 +169,16 @@ def forward_request(ctx: Context, uri_text: str | None = None) -> int:
 
 def _host_for_via(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
+
+
+def host_port(ip: str, port: int, proto: str = "udp") -> str:
+    """``host[:port]`` of one of our sockets as Kamailio writes it in Via and
+    Record-Route: the port is left out when it is the default 5060 (udp/tcp)
+    [verified on 5.6.3]."""
+    host = _host_for_via(ip)
+    if port == 5060 and proto in ("udp", "tcp"):
+        return host
+    return f"{host}:{port}"
 
 
 def forward_reply(ctx: Context) -> bool:

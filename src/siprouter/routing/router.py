@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..sip.errors import SipError
 from ..sip.message import SipMessage, parse_message
 from .context import Address, Context, Outgoing, RouteReturn, ScriptExit
+from .forward import forward_reply
 from .settings import CoreSettings
 
 if TYPE_CHECKING:
@@ -195,7 +196,6 @@ class Router:
         for hook in self.reply_hooks:
             if hook(ctx):
                 return
-        from .forward import forward_reply
         if forward_reply(ctx):
             self.stats.values["fwd_replies"] += 1
         else:
