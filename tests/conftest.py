@@ -22,3 +22,12 @@ def shared() -> Path:
     if not path.is_dir():
         pytest.fail(f"shared folder not found at {path} (set SIPROUTER_SHARED)")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The corpus-driven tests need ../shared: refuse to run (not skip) without it."""
+    path = shared_dir()
+    if not (path / "conformance" / "cases").is_dir() or not (path / "rfc4475").is_dir():
+        raise pytest.UsageError(
+            f"the project's shared folder was not found at {path}: "
+            "check it out next to this repository or set SIPROUTER_SHARED")

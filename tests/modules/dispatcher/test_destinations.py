@@ -44,7 +44,6 @@ def ports(dset: DestinationSet) -> list[int]:
 # --------------------------------------------------------------------------- ordering
 
 
-@pytest.mark.skipif(not CONFORMANCE_LIST.exists(), reason="conformance corpus not present")
 def test_conformance_list_internal_order() -> None:
     dlist = parse_list_file(CONFORMANCE_LIST, seed=1)
     assert [s.setid for s in dlist] == [1, 2, 3, 4]
