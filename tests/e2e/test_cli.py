@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.procs import siprouter_cmd, udp_port_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CFG = ROOT / "examples" / "loadbalancer.cfg"
@@ -29,33 +29,11 @@ NEVER_BOUND_PORT = 5795
 CMD_TIMEOUT = 30  # seconds, for one-shot commands (check, --version, a failing run)
 
 
-def siprouter_cmd() -> list[str]:
-    """The ``siprouter`` console script of this interpreter (PATH as fallback)."""
-    local = Path(sys.executable).with_name("siprouter")
-    if local.exists():
-        return [str(local)]
-    found = shutil.which("siprouter")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from siprouter.cli import main; sys.exit(main())"]
-
 
 def siprouter(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(siprouter_cmd() + list(args), cwd=cwd, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=CMD_TIMEOUT)
 
-
-def udp_port_bound(port: int) -> bool:
-    try:
-        with open("/proc/net/udp") as f:
-            next(f)
-            for line in f:
-                ip, p = line.split()[1].split(":")
-                if int(p, 16) == port and ip in ("0100007F", "00000000"):
-                    return True
-    except (OSError, ValueError, StopIteration, IndexError):
-        return False
-    return False
 
 
 def group_members(pgid: int, zombies: bool = True) -> list[int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,21 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import procs
+
 RUN_TIMEOUT = 900  # seconds; the full corpus takes about 2-3 minutes
 PORT_WAIT = 120  # seconds to wait for another conformance run to release its ports
 RUNNER_PORTS = (6050, 6051, 6060, *range(6101, 6107))
 
 
 def siprouter_cmd() -> str:
-    local = Path(sys.executable).with_name("siprouter")
-    if local.exists():
-        return shlex.quote(str(local))
-    found = shutil.which("siprouter")
-    if found:
-        return shlex.quote(found)
-    return (f"{shlex.quote(sys.executable)} -c "
-            "'import sys; from siprouter.cli import main; sys.exit(main())'")
-
+    return " ".join(shlex.quote(part) for part in procs.siprouter_cmd())
 
 def busy_ports() -> list[int]:
     busy = []

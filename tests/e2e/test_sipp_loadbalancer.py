@@ -23,12 +23,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.procs import siprouter_cmd, udp_port_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -48,16 +49,6 @@ ROUTER_STOP_TIMEOUT = 3
 # helpers
 
 
-def siprouter_cmd() -> list[str]:
-    """The ``siprouter`` console script of this interpreter (PATH as fallback)."""
-    local = Path(sys.executable).with_name("siprouter")
-    if local.exists():
-        return [str(local)]
-    found = shutil.which("siprouter")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from siprouter.cli import main; sys.exit(main())"]
-
 
 def require_sipp() -> str:
     sipp = shutil.which("sipp")
@@ -67,19 +58,6 @@ def require_sipp() -> str:
                     "(scripts/test.sh does that).")
     return sipp
 
-
-def udp_port_bound(port: int) -> bool:
-    """True when /proc/net/udp shows a socket on 127.0.0.1:port or 0.0.0.0:port."""
-    try:
-        with open("/proc/net/udp") as f:
-            next(f)
-            for line in f:
-                ip, p = line.split()[1].split(":")
-                if int(p, 16) == port and ip in ("0100007F", "00000000"):
-                    return True
-    except (OSError, ValueError, StopIteration, IndexError):
-        return False
-    return False
 
 
 def assert_ports_free(ports: list[int]) -> None:
