@@ -29,6 +29,8 @@ def bind_sockets(router: Router) -> dict[Address, socket.socket]:
     sockets: dict[Address, socket.socket] = {}
     for listen in router.settings.listen:
         if listen.proto != "udp":
+            log.warning("listen=%s:%s:%d is not served: only UDP is implemented so far",
+                        listen.proto, listen.host, listen.port)
             continue
         sock = open_udp_socket(listen, reuse_port=False)
         sock.setblocking(True)
