@@ -98,6 +98,8 @@ def _via_param_span(via: Via, name: str) -> tuple[int, int] | None:
     ``; rport ;x`` by ``;rport=P;x``).
     """
     raw = via.raw
+    if name not in raw.lower():  # the usual case, decided without a Python loop
+        return None
     i = via.params_offset
     n = len(raw)
     while i < n:
