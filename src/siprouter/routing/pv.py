@@ -212,12 +212,20 @@ def _avp(arg: str, index: int | str | None) -> tuple[Getter, Setter]:
     return get, set_
 
 
-class XavpValues(list[Any]):
+class XavpValues:
     """Several values of one field inside an xavp item, newest first.
 
     An item is a ``dict`` field -> value; a field holding more than one value
     stores an ``XavpValues`` (so single-valued items stay plain dicts).
     """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"XavpValues({self.values!r})"
 
 
 def _field_values(item: dict[str, Any], field: str) -> list[Any]:
@@ -225,7 +233,7 @@ def _field_values(item: dict[str, Any], field: str) -> list[Any]:
     if value is _MISSING:
         return []
     if isinstance(value, XavpValues):
-        return value
+        return value.values
     return [value]
 
 
