@@ -4,7 +4,7 @@ Every statement becomes a closure ``stmt(ctx) -> int`` returning the action's
 return code (Kamailio's ``do_action()`` value: a sub-route that falls off its
 end returns the code of its last action), and every expression a closure
 ``expr(ctx) -> int | str | None``. Control flow uses exceptions:
-:class:`ScriptExit` (exit, drop, return 0, a function returning 0),
+:class:`ScriptExit` (return 0, a function returning 0),
 :class:`RouteReturn` (return N from a route) and :class:`_Break`.
 Nothing is re-interpreted per message.
 
@@ -374,6 +374,8 @@ class Compiler:
             ret = 1
             for stmt in seq:
                 ret = stmt(ctx)
+                if ctx.stop:    # exit/drop ran below
+                    return ret
             return ret
         return run
 
@@ -416,6 +418,8 @@ class Compiler:
                 taken = cond(ctx)
             except _ExprError:
                 taken = False
+            if ctx.stop:
+                return 0
             return then(ctx) if taken else orelse(ctx)
         return run_if
 
@@ -436,7 +440,7 @@ class Compiler:
             call = self.call_expr_raw(node.name, node.args, node.pos)
             return lambda ctx: call(ctx) > 0
         if isinstance(node, ast.RouteCall):
-            route = self.route_call(node)
+            route = _stop_aborts(self.route_call(node))
             return lambda ctx: route(ctx) > 0
         if isinstance(node, ast.UnaryOp) and node.op == "!":
             inner = self._bool(node.operand)
@@ -468,7 +472,7 @@ class Compiler:
             # a function alone on the right side gives its raw return code
             expr = self.call_expr_raw(rhs.name, rhs.args, rhs.pos)
         elif isinstance(rhs, ast.RouteCall):
-            expr = self.route_call(rhs)
+            expr = _stop_aborts(self.route_call(rhs))
         else:
             expr = self._expr(rhs)
         if node.op == ":=" and node.pv.name == "avp":
@@ -510,13 +514,17 @@ class Compiler:
         code = self._code(expr, 1)   # ``exit;`` ends the script with code 1
 
         def run(ctx: Context) -> int:
-            raise ScriptExit(code(ctx))
+            ctx.exit_code = code(ctx)
+            ctx.stop = True
+            return ctx.exit_code
         return run
 
     def drop_stmt(self, expr: ast.Expr | None) -> Stmt:
         def run(ctx: Context) -> int:
             ctx.dropped = True
-            raise ScriptExit(0)
+            ctx.exit_code = 0
+            ctx.stop = True
+            return 0
         return run
 
     def return_stmt(self, expr: ast.Expr | None) -> Stmt:
@@ -541,7 +549,7 @@ class Compiler:
             limit = settings.max_while_loops
             while True:
                 try:
-                    if cond(ctx) == 0:
+                    if cond(ctx) == 0 or ctx.stop:
                         break
                 except _ExprError:
                     break
@@ -555,6 +563,8 @@ class Compiler:
                     ret = body(ctx)
                 except _Break:
                     return 0
+                if ctx.stop:
+                    return ret
             return ret
         return run
 
@@ -606,12 +616,14 @@ class Compiler:
                 start = select(ctx)
             except _ExprError:
                 start = default
-            if start is None:
+            if start is None or ctx.stop:
                 return 1
             ret = 1
             try:
                 for body in bodies[start:]:
                     ret = body(ctx)
+                    if ctx.stop:
+                        return ret
             except _Break:
                 return 0
             return ret
@@ -947,7 +959,7 @@ class Compiler:
             call = self.call_expr_raw(node.name, node.args, node.pos)
             return lambda ctx: 1 if call(ctx) > 0 else 0
         if isinstance(node, ast.RouteCall):
-            route = self.route_call(node)
+            route = _stop_aborts(self.route_call(node))
             return lambda ctx: 1 if route(ctx) > 0 else 0
         if isinstance(node, ast.UnaryOp):
             inner = self._int(node.operand)
@@ -1170,6 +1182,17 @@ def _catch_break(body: Stmt) -> Stmt:
     return route
 
 
+def _stop_aborts(call: Callable[[Context], int]) -> Callable[[Context], int]:
+    """A route call inside an expression: an ``exit`` in the route ends the script
+    here, before the rest of the expression is evaluated."""
+    def run(ctx: Context) -> int:
+        code = call(ctx)
+        if ctx.stop:
+            raise ScriptExit(ctx.exit_code)
+        return code
+    return run
+
+
 def _top_level(body: Stmt) -> Callable[[Context], None]:
     """A top-level route; a ``break`` outside any loop ends it (code 0)."""
     def route(ctx: Context) -> None:
@@ -1194,6 +1217,8 @@ def _reply_route(body: Stmt) -> Callable[[Context], None]:
         ctx.retcode = 0
         try:
             code = body(ctx)
+            if ctx.stop:
+                code = ctx.exit_code
         except _Break:
             code = 0
         except ScriptExit as stop:

@@ -446,11 +446,12 @@ class Ksr:
             ctx = self.context()
             try:
                 target(ctx)
-                code = 1
+                code = 0 if ctx.stop else 1   # Kamailio: exit -> KSR.route() returns 0
             except RouteReturn as ret:
                 code = ret.code
             except ScriptExit:
                 code = 0     # Kamailio: EXIT_R_F set -> KSR.route() returns 0
+            ctx.stop = False
             ctx.retcode = code
             return code
         define("", "route", route)

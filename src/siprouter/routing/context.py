@@ -62,7 +62,7 @@ class Context:
     __slots__ = ("router", "msg", "src", "local", "proto", "now", "new_ruri", "_new_uri",
                  "dst_uri", "branches", "flags", "force_rport", "reply_lumps", "retcode",
                  "dropped", "no_reply", "last_error", "avps", "xavps", "out", "route_type",
-                 "event", "replied", "depth", "ruri_q", "rr_added")
+                 "event", "replied", "depth", "ruri_q", "rr_added", "stop", "exit_code")
 
     def __init__(self, router: Router, msg: SipMessage, src: Address, local: Address,
                  proto: str = "udp", now: float = 0.0, route_type: str = "request") -> None:
@@ -94,6 +94,10 @@ class Context:
         self.depth = 0
         self.ruri_q: str | None = None
         self.rr_added = False   # record_route() already done (Kamailio's FL_RR_ADDED)
+        # ``exit``/``drop`` ran: every enclosing statement returns at once (cheaper
+        # than unwinding with an exception); exit_code is the script's code
+        self.stop = False
+        self.exit_code = 0
 
     # ----------------------------------------------------------------- R-URI
     @property

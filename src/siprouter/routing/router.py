@@ -209,6 +209,8 @@ class Router:
             return stop.code
         except RouteReturn as ret:
             return ret.code
+        if ctx.stop:    # exit/drop (see Context.stop)
+            return ctx.exit_code
         return 1
 
     def run_event(self, name: str, ctx: Context) -> bool:
@@ -216,12 +218,13 @@ class Router:
         route = self.script.event.get(name)
         if route is None:
             return False
-        saved = ctx.route_type
+        saved = ctx.route_type, ctx.stop, ctx.exit_code
         ctx.route_type = "event"
+        ctx.stop = False
         try:
             self.run_route(route, ctx)
         finally:
-            ctx.route_type = saved
+            ctx.route_type, ctx.stop, ctx.exit_code = saved
         return True
 
 
