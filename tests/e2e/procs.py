@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -30,3 +31,20 @@ def udp_port_bound(port: int) -> bool:
     except (OSError, ValueError, StopIteration, IndexError):
         return False
     return False
+
+
+def group_members(pgid: int, zombies: bool = True) -> list[int]:
+    """PIDs whose process group is ``pgid`` (zombies too, unless ``zombies`` is false)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and (zombies or fields[0] != "Z"):
+            members.append(int(entry))
+    return sorted(members)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import siprouter_cmd, udp_port_bound
+from tests.e2e.procs import group_members, siprouter_cmd, udp_port_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CFG = ROOT / "examples" / "loadbalancer.cfg"
@@ -35,22 +35,6 @@ def siprouter(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
                           stdin=subprocess.DEVNULL, timeout=CMD_TIMEOUT)
 
 
-
-def group_members(pgid: int, zombies: bool = True) -> list[int]:
-    """PIDs whose process group is ``pgid`` (zombies too, unless ``zombies`` is false)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and (zombies or fields[0] != "Z"):
-            members.append(int(entry))
-    return sorted(members)
 
 
 def options(n: int, local_port: int, port: int = PORT) -> bytes:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import siprouter_cmd, udp_port_bound
+from tests.e2e.procs import group_members, siprouter_cmd, udp_port_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -104,18 +104,7 @@ def group_alive(pgid: int, zombies: bool = True) -> bool:
             return True
         except (ProcessLookupError, PermissionError):
             return False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return bool(group_members(pgid, zombies=False))
 
 
 def kill_group(proc: subprocess.Popen) -> None:
