@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..sip.errors import SipError
 from ..sip.message import SipMessage, parse_message
@@ -26,6 +26,16 @@ log = logging.getLogger("siprouter.core")
 
 RouteFn = Callable[[Context], None]
 MIN_DATAGRAM = 32
+
+
+class TimerSource(Protocol):
+    """Something with deadlines that the worker loop must serve (tm, dispatcher pings)."""
+
+    def next_deadline(self) -> float | None:
+        """The earliest monotonic time at which on_deadline() must run, or None."""
+
+    def on_deadline(self, now: float) -> list[Outgoing]:
+        """Run what is due at ``now``; return the datagrams to send."""
 
 # Headers that the 5.6 strict parser refuses to see twice before any route runs.
 # (A duplicate Max-Forwards only breaks the full parse: see has_broken_headers().)
@@ -100,7 +110,15 @@ class Router:
         self.pre_script: list[Callable[[Context], bool]] = []
         self.reply_hooks: list[Callable[[Context], bool]] = []
         self.var_store: dict[str, object] = {}   # $var(): per worker process
-        self.rank = 0
+        self.rank = 0          # 0: single process; workers 1..children; -1: control process
+        self.children = 1
+        # deadline sources served by the worker loop (modules add them in child_init)
+        self.timers: list[TimerSource] = []
+        # tm: hand every request to worker 1 + crc32(Call-ID) % children, so that all
+        # requests of a transaction (retransmissions, ACK, CANCEL) meet in one process
+        self.steer_requests = False
+        # tm: the rank owning the transaction of a reply (from our Via branch), or None
+        self.reply_owner: Callable[[SipMessage], int | None] | None = None
         self._myself: set[tuple[str, int]] = set()
         self._myself_hosts: set[str] = set()
         self.shared: dict[str, object] = {}
