@@ -32,12 +32,17 @@ class Branch:
 
 @dataclass(slots=True)
 class Outgoing:
-    """A datagram to send: bytes, destination address, and the local socket to use."""
+    """A datagram to send: bytes, destination address, and the local socket to use.
+
+    ``steer`` > 0 means: not for the network, hand ``data`` (as received from ``dst``
+    on ``local``) to worker number ``steer``, which owns its transaction.
+    """
 
     data: bytes
     dst: Address
     local: Address
     proto: str = "udp"
+    steer: int = 0
 
 
 class ScriptExit(Exception):

@@ -9,6 +9,7 @@ route, or for a reply the reply route and the stateless relay.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -163,8 +164,13 @@ class Router:
 
     # ------------------------------------------------------------- receive path
     def handle(self, data: bytes, src: Address, local: Address, now: float,
-               proto: str = "udp") -> list[Outgoing]:
-        """Process one received datagram; return what must be sent."""
+               proto: str = "udp", steered: bool = False) -> list[Outgoing]:
+        """Process one received datagram; return what must be sent.
+
+        With several workers and tm loaded, a message whose transaction belongs to
+        another worker comes back as one :class:`Outgoing` with ``steer`` set to that
+        worker's rank (``steered`` = it was already handed over: keep it here).
+        """
         if len(data) < MIN_DATAGRAM:
             log.debug("dropping %d-byte datagram from %s:%d", len(data), *src)
             return []
@@ -182,6 +188,10 @@ class Router:
             log.info("dropping %s from %s:%d: %s", "request" if msg.is_request else "reply",
                      src[0], src[1], reason)
             return []
+        if not steered and self.rank > 0:
+            owner = self._owner(msg)
+            if owner and owner != self.rank:
+                return [Outgoing(data, src, local, proto, owner)]
         ctx = Context(self, msg, src, local, proto, now,
                       "request" if msg.is_request else "reply")
         try:
@@ -193,6 +203,16 @@ class Router:
             log.exception("error processing message from %s:%d (Call-ID %s)",
                           src[0], src[1], msg.callid)
         return ctx.out
+
+    def _owner(self, msg: SipMessage) -> int:
+        """The worker that must process ``msg`` (0: any, e.g. this one)."""
+        if msg.is_request:
+            if self.steer_requests and self.children > 1:
+                return 1 + zlib.crc32(msg.callid.encode("latin-1")) % self.children
+            return 0
+        if self.reply_owner is not None:
+            return self.reply_owner(msg) or 0
+        return 0
 
     def _handle_request(self, ctx: Context) -> None:
         self.stats.values["rcv_requests"] += 1

@@ -7,42 +7,25 @@ that must stay common at run time lives in a :class:`SharedArea`.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
 import signal
 import socket
-import sys
-import threading
 import time
+from collections.abc import Callable, Sequence
 
 from ..routing.context import Address
 from ..routing.router import Router
+from .udp import bind_sockets
+from .worker import SteeringChannels, Worker
 
 log = logging.getLogger("siprouter.main")
 
 
-def _install_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
-def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket] | None) -> None:
-    """Body of one worker process: serve until SIGTERM/SIGINT.
-
-    With ``sockets`` (bound by the supervisor) the worker blocks in recvfrom();
-    without, it runs an asyncio loop with its own SO_REUSEPORT sockets.
-    """
-    from .udp import serve_udp
-
+def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket],
+               steering: SteeringChannels | None = None) -> None:
+    """Body of one worker process: serve until SIGTERM/SIGINT."""
     router.rank = rank
     for module in router.modules.values():
         module.child_init(rank)
@@ -51,47 +34,42 @@ def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket] 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    if sockets is not None:
-        from .blocking import serve_blocking
+    worker = Worker(router, sockets, steering)
+    for hook in WORKER_SETUP:
+        hook(worker)
 
-        signal.signal(signal.SIGTERM, _exit_on_signal)
-        signal.signal(signal.SIGINT, _exit_on_signal)
-        try:
-            serve_blocking(router, sockets, threading.Event())
-        except SystemExit:
-            pass
-        return
-    _install_loop_policy()
+    def stop(signum: int, _frame: object) -> None:
+        worker.stopping = True
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve_udp(router, stop)
-
-    asyncio.run(main())
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.serve()
 
 
-def io_mode() -> str:
-    """``blocking`` (default) or ``asyncio``, from SIPROUTER_IO."""
-    mode = os.environ.get("SIPROUTER_IO", "blocking")
-    return mode if mode in ("blocking", "asyncio") else "blocking"
+# Functions called with each Worker before it serves (the control plane adds its
+# statistics publisher and runtime-cfg sync here).
+WORKER_SETUP: list[Callable[[Worker], None]] = []
+
+# Extra processes the supervisor forks next to the workers: (name, body). The
+# control plane registers its RPC/metrics server here when the cfg asks for it.
+ExtraProcess = tuple[str, Callable[[Router], None]]
 
 
-def supervise(router: Router, children: int) -> int:
-    """Fork ``children`` workers and wait; returns the exit status."""
+def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ()) -> int:
+    """Fork ``children`` workers (and the ``extra`` processes) and wait.
+
+    Returns the exit status. Workers have ranks 1..children; extra processes
+    get ranks -1, -2, ...
+    """
     pids: dict[int, int] = {}
     stopping = False
-    sockets: dict[Address, socket.socket] | None = None
-    if io_mode() == "blocking":
-        from .blocking import bind_sockets
-
-        try:
-            sockets = bind_sockets(router)
-        except OSError as err:
-            log.critical("cannot bind listen sockets: %s", err)
-            return 3
+    try:
+        sockets = bind_sockets(router)
+    except OSError as err:
+        log.critical("cannot bind listen sockets: %s", err)
+        return 3
+    router.children = children
+    steering = SteeringChannels(children) if children > 1 else None
 
     def spawn(rank: int) -> None:
         pid = os.fork()
@@ -99,7 +77,11 @@ def supervise(router: Router, children: int) -> int:
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                run_worker(router, rank, sockets)
+                if rank > 0:
+                    run_worker(router, rank, sockets, steering)
+                else:
+                    router.rank = rank
+                    extra[-rank - 1][1](router)
             except OSError as err:
                 log.critical("worker %d cannot serve: %s", rank, err)
                 code = 3
@@ -119,6 +101,8 @@ def supervise(router: Router, children: int) -> int:
     signal.signal(signal.SIGINT, request_stop)
     for rank in range(1, children + 1):
         spawn(rank)
+    for index in range(len(extra)):
+        spawn(-index - 1)
     log.info("siprouter started: %d worker(s) on %s", children,
              ", ".join(f"{s.proto}:{s.host}:{s.port}" for s in router.settings.listen))
     status = 0
@@ -176,18 +160,14 @@ def _stop_children(pids: dict[int, int]) -> None:
 
 
 def run_single(router: Router) -> int:
-    """``fork=no``: serve in this process."""
+    """``fork=no``: serve in this process (rank 0)."""
     try:
-        sockets = None
-        if io_mode() == "blocking":
-            from .blocking import bind_sockets
-
-            sockets = bind_sockets(router)
-        run_worker(router, 0, sockets)
+        sockets = bind_sockets(router)
     except OSError as err:
         log.critical("cannot serve: %s", err)
         return 3
+    run_worker(router, 0, sockets)
     return 0
 
 
-__all__ = ["io_mode", "run_single", "run_worker", "supervise", "sys"]
+__all__ = ["WORKER_SETUP", "run_single", "run_worker", "supervise"]

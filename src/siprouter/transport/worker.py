@@ -1,0 +1,250 @@
+"""The receive loop of one worker process: the thin I/O layer around the Router.
+
+The supervisor binds every UDP socket once, before forking; all workers wait on
+the same sockets (Kamailio's model) and feed each datagram to the sans-IO
+:meth:`Router.handle`. Two loops serve that:
+
+* **blocking**: one UDP socket, no timers, no steering (a stateless cfg). The
+  worker blocks in ``recvfrom()``: one system call per datagram. A kernel
+  receive timeout (SO_RCVTIMEO) wakes it now and then for housekeeping.
+* **event**: several sockets, or timers (tm retransmissions, dispatcher
+  keepalives), or steering. The worker waits in ``epoll`` (EPOLLEXCLUSIVE, so a
+  datagram wakes one worker) on the UDP sockets and its own steering channel,
+  with the earliest timer deadline as timeout.
+
+Steering: with tm and several workers, a message whose transaction lives in
+another worker comes back from ``handle()`` as an ``Outgoing`` with ``steer``
+set; it is passed, with its addresses, over that worker's unix datagram
+channel (:class:`SteeringChannels`), and the owner handles it as if received.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..routing.context import Address, Outgoing
+from ..routing.router import Router
+
+log = logging.getLogger("siprouter.udp")
+
+MAX_DATAGRAM = 65535
+HOUSEKEEPING_INTERVAL = 0.2     # seconds between housekeeping runs (stats, cfg)
+MAX_BATCH = 64                  # datagrams read per socket per wake-up
+
+
+class SteeringChannels:
+    """One unix datagram channel per worker, created before the fork.
+
+    ``send(rank, ...)`` may be called by any process; only worker ``rank``
+    reads its channel (``reader(rank)``).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pairs: dict[int, tuple[socket.socket, socket.socket]] = {}
+        for rank in range(1, workers + 1):
+            writer, reader = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            for sock in (writer, reader):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+                except OSError:
+                    pass
+            writer.setblocking(False)
+            reader.setblocking(False)
+            self._pairs[rank] = (writer, reader)
+
+    def reader(self, rank: int) -> socket.socket | None:
+        pair = self._pairs.get(rank)
+        return pair[1] if pair else None
+
+    def send(self, item: Outgoing) -> None:
+        """Hand a received datagram to worker ``item.steer``."""
+        pair = self._pairs.get(item.steer)
+        if pair is None:
+            log.error("no worker %d to hand a message to; dropped", item.steer)
+            return
+        try:
+            pair[0].send(encode_steered(item))
+        except OSError as err:
+            log.error("handing a message to worker %d failed: %s", item.steer, err)
+
+
+_ENVELOPE = struct.Struct("!H")
+
+
+def encode_steered(item: Outgoing) -> bytes:
+    """Envelope: length-prefixed "src_ip src_port local_ip local_port proto", then the bytes."""
+    head = f"{item.dst[0]} {item.dst[1]} {item.local[0]} {item.local[1]} {item.proto}".encode()
+    return _ENVELOPE.pack(len(head)) + head + item.data
+
+
+def decode_steered(packet: bytes) -> tuple[bytes, Address, Address, str]:
+    """Inverse of :func:`encode_steered`: (data, src, local, proto)."""
+    (size,) = _ENVELOPE.unpack_from(packet)
+    src_ip, src_port, local_ip, local_port, proto = packet[2:2 + size].decode().split(" ")
+    return packet[2 + size:], (src_ip, int(src_port)), (local_ip, int(local_port)), proto
+
+
+@dataclass
+class Worker:
+    """The I/O state of one worker: its sockets, steering channels and hooks."""
+
+    router: Router
+    sockets: dict[Address, socket.socket]
+    steering: SteeringChannels | None = None
+    # called every HOUSEKEEPING_INTERVAL with the current time (stats publishing ...)
+    housekeeping: list[Callable[[float], None]] = field(default_factory=list)
+    # called before each received datagram is handled (runtime cfg sync)
+    before_message: Callable[[], None] | None = None
+    stopping: bool = False
+    _next_housekeeping: float = 0.0
+
+    # ------------------------------------------------------------ sending
+    def send(self, out: list[Outgoing], default: socket.socket) -> None:
+        for item in out:
+            if item.steer:
+                if self.steering is not None:
+                    self.steering.send(item)
+                continue
+            sender = self.sockets.get(item.local, default)
+            try:
+                sender.sendto(item.data, item.dst)
+            except OSError as err:
+                log.error("sendto %s:%d failed: %s", item.dst[0], item.dst[1], err)
+
+    def run_housekeeping(self, now: float) -> None:
+        self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+        for hook in self.housekeeping:
+            try:
+                hook(now)
+            except Exception:  # noqa: BLE001 - housekeeping must not kill the worker
+                log.exception("housekeeping failed")
+
+    # ------------------------------------------------------------ loops
+    def serve(self) -> None:
+        """Serve until :attr:`stopping` is set (by a signal handler)."""
+        router = self.router
+        if len(self.sockets) == 1 and not router.timers and not router.steer_requests \
+                and router.reply_owner is None:
+            self._serve_blocking()
+        else:
+            self._serve_events()
+        self.run_housekeeping(time.monotonic())
+
+    def _serve_blocking(self) -> None:
+        (local, sock), = self.sockets.items()
+        sock.setblocking(True)
+        timeout = struct.pack("ll", 0, int(HOUSEKEEPING_INTERVAL * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
+        recvfrom = sock.recvfrom
+        handle = self.router.handle
+        monotonic = time.monotonic
+        while not self.stopping:
+            try:
+                data, addr = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                self.run_housekeeping(monotonic())
+                continue
+            except OSError as err:
+                if self.stopping:
+                    return
+                log.error("recvfrom failed: %s", err)
+                continue
+            now = monotonic()
+            if self.before_message is not None:
+                self.before_message()
+            out = handle(data, (addr[0], addr[1]), local, now)
+            if out:
+                self.send(out, sock)
+            if now >= self._next_housekeeping:
+                self.run_housekeeping(now)
+
+    def _serve_events(self) -> None:
+        router = self.router
+        poller = select.epoll()
+        by_fd: dict[int, tuple[Address, socket.socket]] = {}
+        exclusive = getattr(select, "EPOLLEXCLUSIVE", 0)
+        for local, sock in self.sockets.items():
+            sock.setblocking(False)
+            poller.register(sock.fileno(), select.EPOLLIN | exclusive)
+            by_fd[sock.fileno()] = (local, sock)
+        default_sock = next(iter(self.sockets.values()))
+        steer_reader = self.steering.reader(router.rank) if self.steering else None
+        steer_fd = -1
+        if steer_reader is not None:
+            steer_fd = steer_reader.fileno()
+            poller.register(steer_fd, select.EPOLLIN)
+        monotonic = time.monotonic
+        handle = router.handle
+        try:
+            while not self.stopping:
+                now = monotonic()
+                timeout = self._next_housekeeping - now
+                for timer in router.timers:
+                    deadline = timer.next_deadline()
+                    if deadline is not None and deadline - now < timeout:
+                        timeout = deadline - now
+                try:
+                    events = poller.poll(max(timeout, 0.0))
+                except InterruptedError:
+                    continue
+                for fd, _mask in events:
+                    if fd == steer_fd and steer_reader is not None:
+                        self._drain_steered(steer_reader, default_sock)
+                        continue
+                    local, sock = by_fd[fd]
+                    for _ in range(MAX_BATCH):
+                        try:
+                            data, addr = sock.recvfrom(MAX_DATAGRAM)
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        except OSError as err:
+                            if err.errno not in (errno.ECONNREFUSED,):
+                                log.error("recvfrom failed: %s", err)
+                            break
+                        if self.before_message is not None:
+                            self.before_message()
+                        out = handle(data, (addr[0], addr[1]), local, monotonic())
+                        if out:
+                            self.send(out, sock)
+                now = monotonic()
+                for timer in router.timers:
+                    deadline = timer.next_deadline()
+                    if deadline is not None and deadline <= now:
+                        try:
+                            out = timer.on_deadline(now)
+                        except Exception:  # noqa: BLE001 - a timer bug must not kill us
+                            log.exception("timer failed")
+                            continue
+                        if out:
+                            self.send(out, default_sock)
+                if now >= self._next_housekeeping:
+                    self.run_housekeeping(now)
+        finally:
+            poller.close()
+
+    def _drain_steered(self, reader: socket.socket, default_sock: socket.socket) -> None:
+        handle = self.router.handle
+        for _ in range(MAX_BATCH):
+            try:
+                packet = reader.recv(MAX_DATAGRAM + 512)
+            except (BlockingIOError, InterruptedError):
+                return
+            try:
+                data, src, local, proto = decode_steered(packet)
+            except (ValueError, UnicodeDecodeError, struct.error):
+                log.error("bad message on the steering channel; dropped")
+                continue
+            if self.before_message is not None:
+                self.before_message()
+            out = handle(data, src, local, time.monotonic(), proto, steered=True)
+            if out:
+                sock = self.sockets.get(local, default_sock)
+                self.send(out, sock)
