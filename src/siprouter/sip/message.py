@@ -118,7 +118,7 @@ class SipMessage:
     """
 
     __slots__ = ("text", "is_request", "method", "ruri", "version", "status", "reason",
-                 "first_line_end", "ruri_start", "keys", "_hdrs",
+                 "first_line_end", "ruri_start", "keys", "_hdrs", "_lines", "_starts",
                  "body_start", "complete", "edits", "_via1", "_uri", "_seq", "_index",
                  "_from", "_to", "_cseq")
 
@@ -133,7 +133,11 @@ class SipMessage:
         self.first_line_end = 0
         self.ruri_start = 0
         self.keys: list[str] = []
-        self._hdrs: list[Header] = []
+        # Header objects are made on first access (header_at): the fast parser
+        # stores only the raw lines, and most headers are never looked at
+        self._hdrs: list[Header | None] = []
+        self._lines: list[str] = []
+        self._starts: list[int] | None = None
         self.body_start = len(text)
         self.complete = False
         self.edits: list[Edit] = []
@@ -148,7 +152,29 @@ class SipMessage:
     # ----------------------------------------------------------------- headers
     def header_at(self, i: int) -> Header:
         """The i-th header field."""
-        return self._hdrs[i]
+        hdr = self._hdrs[i]
+        if hdr is None:
+            return self._make_header(i)
+        return hdr
+
+    def _make_header(self, i: int) -> Header:
+        starts = self._starts
+        lines = self._lines
+        if starts is None:
+            starts = []
+            pos = self.first_line_end
+            for line in lines:
+                starts.append(pos)
+                pos += len(line) + 2
+            self._starts = starts
+        line = lines[i]
+        pos = starts[i]
+        colon = line.find(":")
+        end = pos + len(line)
+        hdr = Header(line[:colon], self.keys[i], pos, pos + colon, end, end + 2,
+                     line[colon + 1:].strip(" \t"))
+        self._hdrs[i] = hdr
+        return hdr
 
     def _append(self, hdr: Header) -> None:
         self.keys.append(hdr.key)
@@ -159,7 +185,7 @@ class SipMessage:
         keys = self.keys
         if key not in keys:
             return None
-        return self._hdrs[keys.index(key)]
+        return self.header_at(keys.index(key))
 
     def header_value(self, key: str) -> str | None:
         hdr = self.header(key)
@@ -170,10 +196,9 @@ class SipMessage:
         if key not in keys:
             return []
         first = keys.index(key)
-        hdrs = self._hdrs
         if keys.count(key) == 1:
-            return [hdrs[first]]
-        return [hdrs[i] for i in range(first, len(keys)) if keys[i] == key]
+            return [self.header_at(first)]
+        return [self.header_at(i) for i in range(first, len(keys)) if keys[i] == key]
 
     def has_header(self, key: str) -> bool:
         return key in self.keys
@@ -185,7 +210,7 @@ class SipMessage:
     @property
     def headers(self) -> list[Header]:
         """All header fields in message order."""
-        return self._hdrs
+        return [self.header_at(i) for i in range(len(self.keys))]
 
     @property
     def index(self) -> dict[str, list[Header]]:
@@ -394,7 +419,7 @@ def _parse_fast(text: str) -> SipMessage | None:
         return None
     msg = SipMessage(text)
     _parse_start_line(msg, text[:first])
-    pos = msg.first_line_end = first + 2
+    msg.first_line_end = first + 2
     msg.body_start = end + 4
     msg.complete = True
     if first == end:
@@ -417,15 +442,8 @@ def _parse_fast(text: str) -> SipMessage | None:
                     canon[name + ":"] = key
     keys: list[str] = found  # type: ignore[assignment]
     msg.keys = keys
-    hdrs: list[Header] = []
-    append = hdrs.append
-    for line, key in zip(lines, keys, strict=True):
-        colon = line.find(":")
-        end = pos + len(line)
-        append(Header(line[:colon], key, pos, pos + colon, end, end + 2,
-                      line[colon + 1:].strip(" \t")))
-        pos = end + 2
-    msg._hdrs = hdrs
+    msg._lines = lines
+    msg._hdrs = [None] * len(lines)
     return msg
 
 
