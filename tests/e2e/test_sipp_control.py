@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from pg import PostgresServer
 
 from tests.e2e.procs import udp_port_bound
-from tests.e2e.test_sipp_failover import EXAMPLE_CFG, Sipp, ctl, wait_for_flags
+from tests.e2e.test_sipp_failover import EXAMPLE_CFG, Sipp, ctl
 from tests.e2e.test_sipp_loadbalancer import (
     HOST,
     SCENARIOS,
@@ -180,19 +180,20 @@ def test_reload_from_the_list_file_under_load(tmp_path: Path) -> None:
     run_reload(tmp_path, cfg, address, lambda ports: write_list(list_file, ports))
 
 
-def test_reload_from_postgresql_under_load(tmp_path: Path, postgres_url: str) -> None:
-    from siprouter.modules.dispatcher import db
+def test_reload_from_postgresql_under_load(tmp_path: Path, postgres: PostgresServer) -> None:
+    from siprouter.modules.dispatcher.db import create_schema
 
-    table = f"dispatcher_e2e_{int(time.time() * 1000) % 1_000_000}"
-    db.create_table(postgres_url, table)                 # schema + version row
-    db.replace_rows(postgres_url, table, [(1, f"sip:{HOST}:{p}", 0, 0, "") for p in UAS_PORTS[:2]])
-    cfg, address = make_cfg(tmp_path, "\n".join([
-        f'modparam("dispatcher", "db_url", "{postgres_url}")',
-        f'modparam("dispatcher", "table_name", "{table}")']))
-    run_reload(tmp_path, cfg, address, lambda ports: db.replace_rows(
-        postgres_url, table, [(1, f"sip:{HOST}:{p}", 0, 0, "") for p in ports]))
+    dbname = "dispatcher_e2e"
+    url = postgres.create_database(dbname)
+    create_schema(url, [(1, f"sip:{HOST}:{p}", 0, 0, "") for p in UAS_PORTS[:2]])
+    cfg, address = make_cfg(tmp_path, f'modparam("dispatcher", "db_url", "{url}")')
 
+    def change(ports: list[int]) -> None:
+        with postgres.connect(dbname) as conn:
+            with conn.transaction():
+                conn.execute("DELETE FROM dispatcher")
+                for port in ports:
+                    conn.execute("INSERT INTO dispatcher (setid, destination, flags, priority, "
+                                 "attrs) VALUES (1, %s, 0, 0, '')", (f"sip:{HOST}:{port}",))
 
-@pytest.fixture
-def postgres_url() -> str:
-    pytest.fail("the PostgreSQL fixture is not wired yet")
+    run_reload(tmp_path, cfg, address, change)

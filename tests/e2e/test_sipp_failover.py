@@ -188,7 +188,6 @@ def test_backend_killed_mid_run_calls_fail_over_and_probing_follows(tmp_path: Pa
         time.sleep(6)
         os.kill(uases[KILLED].proc.pid, signal.SIGKILL)
         uases[KILLED].proc.wait()
-        killed_at = time.monotonic()
         # phase 2: calls started after the kill must all complete
         second = uac(1, "uac-call.xml", 20, 200)
         procs.append(second)
