@@ -1,11 +1,13 @@
-"""Shared fixtures: where ../shared is, free ports, a running siprouter process."""
+"""Shared fixtures: where ../shared is, free ports, a running siprouter process, PostgreSQL."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg import PostgresServer, PostgresUnavailable, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +33,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"the project's shared folder was not found at {path}: "
             "check it out next to this repository or set SIPROUTER_SHARED")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (tests/pg.py) for the session: missing is an error, not a skip."""
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as err:
+        reason = str(err)
+    else:
+        yield server
+        server.stop()
+        return
+    pytest.fail(f"these tests need a PostgreSQL server: {reason}", pytrace=False)
