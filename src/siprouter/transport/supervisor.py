@@ -96,6 +96,12 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
     def request_stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        # waitpid() is retried after a signal: the children's exit ends the wait
+        for child in list(pids):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -114,9 +120,10 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
             break
         except InterruptedError:
             continue
-        rank = pids.pop(pid, -1)
-        if rank < 0 or stopping:
+        if pid not in pids or stopping:
+            pids.pop(pid, None)
             continue
+        rank = pids.pop(pid)
         code = os.waitstatus_to_exitcode(wstatus)
         if code == 3:
             log.critical("worker %d could not bind its sockets; stopping", rank)
@@ -128,7 +135,8 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
             log.critical("workers keep dying; stopping")
             status = 1
             break
-        log.error("worker %d (pid %d) exited with %d; restarting it", rank, pid, code)
+        log.error("%s (pid %d) exited with %d; restarting it",
+                  f"worker {rank}" if rank > 0 else extra[-rank - 1][0], pid, code)
         spawn(rank)
     _stop_children(pids)
     log.info("siprouter stopped")

@@ -35,8 +35,9 @@ def bind_sockets(router: Router) -> dict[Address, socket.socket]:
     sockets: dict[Address, socket.socket] = {}
     for listen in router.settings.listen:
         if listen.proto != "udp":
-            log.warning("listen=%s:%s:%d is not served: only UDP is implemented so far",
-                        listen.proto, listen.host, listen.port)
+            log.info("listen=%s:%s:%d: SIP is served over UDP only so far (a tcp socket "
+                     "may still carry the HTTP control plane, see docs/control.md)",
+                     listen.proto, listen.host, listen.port)
             continue
         sockets[listen.address] = open_udp_socket(listen)
     if not sockets:
