@@ -43,6 +43,7 @@ def make_cfg(tmp_path: Path, source: str) -> tuple[Path, str]:
     text = EXAMPLE_CFG.read_text()
     for pattern, value in [
         (r"(?m)^listen=udp:127\.0\.0\.1:5060$", f"listen=udp:{HOST}:{BASE}"),
+        (r"(?m)^listen=tcp:127\.0\.0\.1:5090$", f"listen=tcp:{HOST}:{BASE + 39}"),
         (r'(?m)^modparam\("dispatcher", "list_file", "examples/dispatcher-failover\.list"\)$',
          source),
         (r'"binrpc", "unix:/tmp/siprouter_ctl"\)', f'"binrpc", "{address}")'),

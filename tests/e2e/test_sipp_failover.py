@@ -60,6 +60,7 @@ def make_cfg(tmp_path: Path) -> tuple[Path, str]:
     text = EXAMPLE_CFG.read_text()
     replacements = [
         (r"(?m)^listen=udp:127\.0\.0\.1:5060$", f"listen=udp:{HOST}:{BASE}"),
+        (r"(?m)^listen=tcp:127\.0\.0\.1:5090$", f"listen=tcp:{HOST}:{BASE + 39}"),
         (r'"list_file", "examples/dispatcher-failover\.list"', '"list_file", "dispatcher.list"'),
         (r'"ds_ping_interval", 2\)', f'"ds_ping_interval", {PING_INTERVAL})'),
         (r'"fr_timer", 2000\)', f'"fr_timer", {FR_TIMER_MS})'),
