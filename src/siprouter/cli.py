@@ -1,4 +1,4 @@
-"""The ``siprouter`` command: ``run -f FILE``, ``check -f FILE``, ``--version``."""
+"""The ``siprouter`` command: ``run -f FILE``, ``check -f FILE``, ``ctl METHOD``, ``--version``."""
 
 from __future__ import annotations
 
@@ -107,9 +107,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.workdir:
         os.chdir(settings.workdir)
     children = args.children if args.children is not None else settings.children
-    if not settings.fork or children <= 0:
+    single = not settings.fork or children <= 0
+    from .rpc.control import install_control
+
+    try:   # control plane (ctl/jsonrpcs/xhttp): shared stats, sockets, worker hooks
+        extra = install_control(router, 0 if single else children)
+    except OSError as err:
+        log.critical("%s", err)
+        return 3
+    if single:
         return run_single(router)
-    return supervise(router, children)
+    return supervise(router, children, extra)
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """``siprouter ctl [-s ADDR] METHOD [ARG...]``: one JSON-RPC call, like kamcmd.
+
+    Exit status: 0 success, 1 RPC fault (``error: CODE - MESSAGE``), 2 bad
+    argument, 3 the control socket cannot be reached.
+    """
+    from .rpc.client import call, parse_arg
+    from .rpc.errors import RpcError
+
+    try:
+        params = [parse_arg(token) for token in args.params]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = call(args.socket, args.method, params, timeout=args.timeout)
+    except RpcError as err:
+        print(f"error: {err.code} - {err.message}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: cannot reach {args.socket}: {err}", file=sys.stderr)
+        return 3
+    try:
+        print(json.dumps(result, indent=2))
+        sys.stdout.flush()
+    except BrokenPipeError:      # `siprouter ctl ... | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--children", type=int, default=None,
                              help="worker processes (overrides children=)")
             cmd.add_argument("--log-json", action="store_true", help="log JSON lines")
+    from .rpc.addresses import DEFAULT_CTL
+
+    ctl = sub.add_parser("ctl", help="call a JSON-RPC method of a running siprouter (kamcmd)")
+    ctl.add_argument("-s", "--socket", default=DEFAULT_CTL, metavar="ADDR",
+                     help=f"control address: unix:PATH, tcp:IP:PORT, udp:IP:PORT "
+                          f"(default {DEFAULT_CTL})")
+    ctl.add_argument("-t", "--timeout", type=float, default=30.0, metavar="SEC",
+                     help="seconds to wait for the answer (default 30)")
+    ctl.add_argument("method", help="RPC method, e.g. core.uptime or dispatcher.list")
+    ctl.add_argument("params", nargs=argparse.REMAINDER, metavar="ARG",
+                     help="arguments: digits are integers, s:TEXT forces a string")
     return parser
 
 
@@ -134,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "ctl":
+        return cmd_ctl(args)
     return cmd_run(args)
 
 

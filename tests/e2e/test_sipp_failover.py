@@ -214,8 +214,9 @@ def test_backend_killed_mid_run_calls_fail_over_and_probing_follows(tmp_path: Pa
                                   PING_INTERVAL * (INACTIVE_THRESHOLD + 2) + 3)
         print(f"active again {up_after:.1f} s after the restart")
         log = router.log_path.read_text(errors="replace")
-        assert re.search(rf"destination down: sip:{HOST}:{UAS_PORTS[KILLED]}", log), log[-3000:]
-        assert re.search(rf"destination up: sip:{HOST}:{UAS_PORTS[KILLED]}", log), log[-3000:]
+        dead = f"sip:{HOST}:{UAS_PORTS[KILLED]}"
+        assert re.search(rf"destination down: .*{dead}\b", log), log[-3000:]
+        assert re.search(rf"destination up: {dead}\b", log), log[-3000:]
 
         # phase 3: new calls reach every UAS again
         third = uac(2, "uac-call.xml", 30, 90)
@@ -224,7 +225,9 @@ def test_backend_killed_mid_run_calls_fail_over_and_probing_follows(tmp_path: Pa
         assert third.stats().success == 90
         live = [uases[0], revived, uases[2]]
         for p in live:
-            assert p.soft_stop() == 0, p.output()
+            # exit status 1: SIPp also counts each probe (OPTIONS, answered by -aa) as a
+            # call that then times out waiting for an INVITE
+            assert p.soft_stop() in (0, 1), p.output()
         for p in live:
             counts = read_counts(tmp_path, p.proc.pid)
             assert count_of(counts, "INVITE_Recv") > 0, (p.name, counts)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..modules import CoreModule, module_name, registry
-from ..modules.base import Module
+from ..modules.base import Module, ParamError
 from ..routing.router import Router
 from ..routing.settings import CoreSettings
 from . import ast
@@ -69,6 +69,7 @@ def load_modules(config: ast.Config, router: Router, errors: list[CfgError]) -> 
     known = registry()
     modules: dict[str, Module] = {"core": CoreModule(router)}
     positions: dict[str, ast.Pos] = {}
+    param_positions: dict[tuple[str, str], ast.Pos] = {}
     for load in config.loadmodules:
         name = module_name(load.path)
         cls = known.get(name)
@@ -91,6 +92,7 @@ def load_modules(config: ast.Config, router: Router, errors: list[CfgError]) -> 
                 param.pos, f"modparam for module '{param.module}' which is not loaded"))
             continue
         for module in targets:
+            param_positions[(module.exports.name, param.param)] = param.pos
             try:
                 module.set_param(param.param, param.value)
             except ValueError as err:
@@ -101,6 +103,7 @@ def load_modules(config: ast.Config, router: Router, errors: list[CfgError]) -> 
                 errors.append(CfgError.at(positions.get(name, config.pos),
                                           f"module '{name}' needs module '{dep}'"))
     router.module_positions = positions
+    router.param_positions = param_positions
 
 
 def init_modules(router: Router, errors: list[CfgError], config: ast.Config) -> None:
@@ -109,8 +112,10 @@ def init_modules(router: Router, errors: list[CfgError], config: ast.Config) -> 
         try:
             module.init()
         except (ValueError, OSError) as err:
-            errors.append(CfgError.at(positions.get(name, config.pos),
-                                      f"module '{name}' failed to initialise: {err}"))
+            pos = positions.get(name, config.pos)
+            if isinstance(err, ParamError):
+                pos = router.param_positions.get((name, err.param), pos)
+            errors.append(CfgError.at(pos, f"module '{name}' failed to initialise: {err}"))
 
 
 def post_compile(router: Router, errors: list[CfgError], config: ast.Config) -> None:

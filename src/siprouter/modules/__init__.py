@@ -14,7 +14,7 @@ from .xlog import XlogModule
 
 
 class _NoExports(Module):
-    """Modules whose features siprouter provides in the core (pv, kex)."""
+    """Modules whose features siprouter provides in the core (pv, kex, the DB drivers)."""
 
 
 def _empty(name: str) -> type[Module]:
@@ -26,15 +26,24 @@ def _empty(name: str) -> type[Module]:
 def registry() -> dict[str, type[Module]]:
     """Kamailio module name -> implementing class."""
     from ..kemi.app_python3 import AppPython3Module
+    from .cfg_rpc import CfgRpcModule
+    from .ctl import CtlModule
     from .dispatcher.module import DispatcherModule
+    from .jsonrpcs import JsonrpcsModule
     from .sanity import SanityModule
+    from .tm import TmModule
+    from .xhttp import XhttpModule
 
     return {
         "sl": SlModule, "maxfwd": MaxfwdModule, "sanity": SanityModule,
         "dispatcher": DispatcherModule, "corex": CorexModule, "xlog": XlogModule,
         "textops": TextopsModule, "siputils": SiputilsModule, "rr": RrModule,
         "pv": _empty("pv"), "kex": _empty("kex"),
-        "app_python3": AppPython3Module, "kemix": _empty("kemix"),
+        "app_python3": AppPython3Module, "kemix": _empty("kemix"), "tm": TmModule,
+        "ctl": CtlModule, "jsonrpcs": JsonrpcsModule, "xhttp": XhttpModule,
+        "cfg_rpc": CfgRpcModule,
+        # database drivers: the dispatcher opens db_url itself (modules/dispatcher/db.py)
+        "db_sqlite": _empty("db_sqlite"), "db_postgres": _empty("db_postgres"),
     }
 
 

@@ -27,6 +27,14 @@ ANY_ROUTE = frozenset(("request", "failure", "branch", "reply", "onreply", "even
                        "onsend", "local"))
 
 
+class ParamError(ValueError):
+    """A module's init() error about one parameter: reported at that modparam's line."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 @dataclass(frozen=True)
 class Param:
     """A module parameter set with ``modparam``."""

@@ -41,7 +41,7 @@ class RrModule(Module):
         """
         msg = ctx.msg
         if ctx.rr_added:
-            log.error("double attempt to record-route")
+            log.error("double attempt to record-route", extra={"callid": msg.callid})
             return -1
         ip, port = ctx.local
         extra = ""

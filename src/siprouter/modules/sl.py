@@ -270,7 +270,8 @@ class SlModule(Module):
         for branch in ctx.branches:
             items.append(f"<{branch.uri}>" + (f";q={format_q(branch.q)}" if branch.q else ""))
         if not items:
-            log.warning("3xx reply without a destination set: no Contact added")
+            log.warning("3xx reply without a destination set: no Contact added",
+                        extra={"callid": ctx.msg.callid})
             return ""
         return "Contact: " + ", ".join(items) + "\r\n"
 
@@ -295,7 +296,7 @@ class SlModule(Module):
             data = self.build_reply(ctx, code, reason, extra_headers)
             dst = self.reply_address(ctx)
         except SipError as err:
-            log.error("cannot build reply: %s", err.reason)
+            log.error("cannot build reply: %s", err.reason, extra={"callid": msg.callid})
             self.stats["failures"] += 1
             return -1
         ctx.send(data.encode("latin-1"), dst)
@@ -365,8 +366,9 @@ class SlModule(Module):
         return get
 
     def rpc_stats(self, *args: Any) -> dict[str, int]:
-        values = self.router.collect_stats("sl") if hasattr(self.router, "collect_stats") \
-            else self.stats
+        from ..rpc.control import group_totals
+
+        values = group_totals(self.router, "sl")   # summed over every process
         keys = ("200", "202", "2xx", "300", "301", "302", "3xx", "400", "401", "403", "404",
                 "407", "408", "483", "4xx", "500", "5xx", "6xx", "xxx")
         return {key: values.get(f"{key}_replies", 0) for key in keys}

@@ -67,7 +67,7 @@ class Context:
     __slots__ = ("router", "msg", "src", "local", "proto", "now", "new_ruri", "_new_uri",
                  "dst_uri", "branches", "flags", "force_rport", "reply_lumps", "retcode",
                  "dropped", "no_reply", "last_error", "avps", "xavps", "out", "route_type",
-                 "event", "replied", "depth", "ruri_q", "rr_added", "stop", "exit_code")
+                 "event", "replied", "depth", "ruri_q", "rr_added", "stop", "exit_code", "tm")
 
     def __init__(self, router: Router, msg: SipMessage, src: Address, local: Address,
                  proto: str = "udp", now: float = 0.0, route_type: str = "request") -> None:
@@ -103,6 +103,8 @@ class Context:
         # than unwinding with an exception); exit_code is the script's code
         self.stop = False
         self.exit_code = 0
+        # tm's per-message state (armed routes, the transaction...): see modules/tm.py
+        self.tm: Any = None
 
     # ----------------------------------------------------------------- R-URI
     @property

@@ -124,11 +124,13 @@ def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] |
     try:
         uri = parse_uri(target)
     except SipError:
-        log.error("cannot forward: bad destination URI %r", target)
+        log.error("cannot forward: bad destination URI %r", target,
+                  extra={"callid": ctx.msg.callid})
         ctx.last_error = E_BAD_URI
         return None
     if uri.scheme not in ("sip", "sips") or not uri.host:
-        log.error("cannot forward to a non-SIP destination %r", target)
+        log.error("cannot forward to a non-SIP destination %r", target,
+                  extra={"callid": ctx.msg.callid})
         # Kamailio parses only sip/sips/tel/tels/urn URIs; a tel: URI has no host
         # and is reported as unresolvable
         known = uri.scheme in ("sip", "sips", "tel", "tels", "urn")
@@ -139,7 +141,7 @@ def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] |
     try:
         ip = ctx.router.resolve(host)
     except OSError:
-        log.error("cannot resolve %r", host)
+        log.error("cannot resolve %r", host, extra={"callid": ctx.msg.callid})
         ctx.last_error = E_BAD_ADDRESS
         return None
     proto = uri.transport or ("tls" if uri.scheme == "sips" else "udp")
@@ -148,25 +150,33 @@ def next_hop(ctx: Context, uri_text: str | None = None) -> tuple[Address, str] |
 
 def forward_request(ctx: Context, uri_text: str | None = None) -> int:
     """Kamailio's forward(): stateless relay to $du / R-URI / ``uri_text``."""
-    msg = ctx.msg
     hop = next_hop(ctx, uri_text)
     if hop is None:
         # Kamailio returns the error code itself: -479 bad URI, -478 unresolvable
         return ctx.last_error if ctx.last_error < 0 else -1
     dst, _proto = hop
-    local_ip, local_port = ctx.local
-    first_via = msg.headers_named("via")[0]
-    branch = stateless_branch(msg)
-    edits = top_via_request_edits(ctx)
-    edits.append((first_via.start, msg.next_seq(), first_via.start,
-                  f"Via: SIP/2.0/UDP {host_port(local_ip, local_port)};branch={branch}\r\n"))
-    if ctx.new_ruri is not None:
-        start = msg.ruri_start
-        edits.append((start, msg.next_seq(), start + len(msg.ruri), ctx.new_ruri))
-    data = msg.render(edits).encode("latin-1")
+    data = relayed_request(ctx, stateless_branch(ctx.msg), ctx.new_ruri).encode("latin-1")
     ctx.send(data, dst)
     ctx.router.stats.values["fwd_requests"] += 1
     return 1
+
+
+def relayed_request(ctx: Context, branch: str, ruri: str | None = None,
+                    local: Address | None = None) -> str:
+    """The text of ``ctx.msg`` as relayed: our Via on top (with ``branch``),
+    received/rport on the previous top Via, the message's edits (Record-Route,
+    header changes...) and ``ruri`` as Request-URI when it differs from the
+    received one. Shared by forward() and tm's branches."""
+    msg = ctx.msg
+    local_ip, local_port = local or ctx.local
+    first_via = msg.headers_named("via")[0]
+    edits = top_via_request_edits(ctx)
+    edits.append((first_via.start, msg.next_seq(), first_via.start,
+                  f"Via: SIP/2.0/UDP {host_port(local_ip, local_port)};branch={branch}\r\n"))
+    if ruri is not None and ruri != msg.ruri:
+        start = msg.ruri_start
+        edits.append((start, msg.next_seq(), start + len(msg.ruri), ruri))
+    return msg.render(edits)
 
 
 def _host_for_via(ip: str) -> str:
@@ -193,6 +203,20 @@ def forward_reply(ctx: Context) -> bool:
     if router.settings.check_via and not router.is_myself(via.host, via.port):
         log.debug("dropping reply: top Via %s is not ours", via.host)
         return False
+    stripped = strip_top_via(msg)
+    if stripped is None:
+        return False
+    edit, next_via = stripped
+    dst = reply_destination(next_via)
+    if dst is None:
+        return False
+    ctx.send(msg.render([edit]).encode("latin-1"), dst)
+    return True
+
+
+def strip_top_via(msg: SipMessage) -> tuple[Edit, Via] | None:
+    """The edit removing a reply's top Via value, and the Via after it (None: no
+    second Via, or it cannot be parsed)."""
     hdr = msg.headers_named("via")[0]
     values = msg.via_values(hdr)
     if len(values) > 1:
@@ -200,23 +224,16 @@ def forward_reply(ctx: Context) -> bool:
         value_start = hdr.value_span(msg.text)[0]
         raw = hdr.value
         cut = raw.find(values[1].raw, len(values[0].raw))
-        edit: Edit = (value_start, msg.next_seq(), value_start + cut, "")
-        next_via = values[1]
-    else:
-        all_vias = msg.headers_named("via")
-        if len(all_vias) < 2:
-            log.debug("dropping reply: no Via after ours")
-            return False
-        edit = (hdr.start, msg.next_seq(), hdr.end, "")
-        try:
-            next_via = msg.via_values(all_vias[1])[0]
-        except SipError:
-            return False
-    dst = reply_destination(next_via)
-    if dst is None:
-        return False
-    ctx.send(msg.render([edit]).encode("latin-1"), dst)
-    return True
+        return (value_start, msg.next_seq(), value_start + cut, ""), values[1]
+    all_vias = msg.headers_named("via")
+    if len(all_vias) < 2:
+        log.debug("dropping reply: no Via after ours")
+        return None
+    try:
+        next_via = msg.via_values(all_vias[1])[0]
+    except SipError:
+        return None
+    return (hdr.start, msg.next_seq(), hdr.end, ""), next_via
 
 
 def reply_destination(via: Via) -> Address | None:

@@ -124,6 +124,7 @@ class Router:
         self._myself_hosts: set[str] = set()
         self.shared: dict[str, object] = {}
         self.module_positions: dict[str, Any] = {}   # module name -> cfg position
+        self.param_positions: dict[tuple[str, str], Any] = {}   # (module, param) -> position
         self.resolve: Callable[[str], str] = _resolve
         self.refresh_myself()
 
@@ -186,7 +187,7 @@ class Router:
             else:
                 self.stats.values["err_replies"] += 1
             log.info("dropping %s from %s:%d: %s", "request" if msg.is_request else "reply",
-                     src[0], src[1], reason)
+                     src[0], src[1], reason, extra={"callid": msg.header_value("call-id")})
             return []
         if not steered and self.rank > 0:
             owner = self._owner(msg)

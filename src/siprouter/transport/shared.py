@@ -18,7 +18,7 @@ _DOUBLE = struct.Struct("d")
 class SharedArea:
     """A fixed-size shared memory area handed out in 8-byte slots."""
 
-    def __init__(self, slots: int = 4096) -> None:
+    def __init__(self, slots: int = 1 << 16) -> None:  # 512 KiB, touched lazily
         self.buf = mmap.mmap(-1, slots * 8)
         self.slots = slots
         self.next_slot = 0

@@ -551,8 +551,6 @@ def invite(n: int) -> bytes:
             "Content-Length: 0\r\n\r\n").encode()
 
 
-@pytest.mark.xfail(strict=True, raises=CfgError, reason="dispatcher module.py does not call "
-                   "db.DbSource yet (init raises 'db_url is not supported yet')")
 def test_cfg_db_url_sqlite_feeds_ds_select_dst(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'ds.sqlite'}"
     create_schema(url, [(1, "sip:127.0.0.1:5071", 0, 0, ""), (1, "sip:127.0.0.1:5072", 0, 0, ""),
@@ -569,9 +567,6 @@ def test_cfg_db_url_sqlite_feeds_ds_select_dst(tmp_path: Path) -> None:
     assert targets == {("127.0.0.1", 5071), ("127.0.0.1", 5072)}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs dispatcher module.py to "
-                   "call db.DbSource and the loader to place a module's init error on the "
-                   "modparam it is about (today: the loadmodule line)")
 def test_cfg_db_url_with_a_bad_version_is_a_start_up_error(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'ds.sqlite'}"
     create_schema(url)

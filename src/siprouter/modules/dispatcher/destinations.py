@@ -157,6 +157,9 @@ class Destination:
     host: str = ""
     port: int = 0  # 0 = no port in the URI (matches any port in ds_is_from_list)
     transport: str | None = None  # lower-case ``transport=`` value, None if absent
+    ip: str | None = None  # address resolved at load (None: not resolved)
+    send_socket: tuple[str, str, int] | None = None  # (proto, ip, port) forced send socket
+    slot: int = -1  # index of this destination's record in the shared state
 
     @classmethod
     def create(
@@ -330,14 +333,22 @@ class DestinationSet:
 
 
 class DispatcherList:
-    """All destination sets, by set id (iteration in ascending id order)."""
+    """All destination sets, by set id (iteration in ascending id order).
+
+    Every destination gets its ``slot``: its position in set-id order, then
+    internal order. The shared state keeps one record per slot.
+    """
 
     def __init__(self, sets: Iterable[DestinationSet] = (), *, seed: int = 0) -> None:
         self.seed = seed
         self.sets: dict[int, DestinationSet] = {}
+        self.all: list[Destination] = []
         for index, dset in enumerate(sorted(sets, key=lambda s: s.setid)):
             dset.index = index
             self.sets[dset.setid] = dset
+            for dest in dset.destinations:
+                dest.slot = len(self.all)
+                self.all.append(dest)
 
     @classmethod
     def build(cls, loaded: Iterable[Destination], *, seed: int | None = None) -> DispatcherList:
@@ -363,6 +374,16 @@ class DispatcherList:
 
     def get(self, setid: int) -> DestinationSet | None:
         return self.sets.get(setid)
+
+    def find(self, setid: int, uri: str) -> Destination | None:
+        """The destination ``uri`` (case-insensitive) of set ``setid``, if any."""
+        dset = self.sets.get(setid)
+        return dset.find(uri) if dset is not None else None
+
+    def load_order(self) -> Iterator[Destination]:
+        """Destinations in an order that :meth:`build` turns into the same list."""
+        for dset in self.sets.values():
+            yield from reversed(dset.destinations)
 
 
 # --------------------------------------------------------------------------- list file
@@ -440,6 +461,55 @@ def _fgets_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
             yield lineno, physical[start : start + _FGETS_SIZE]
 
 
+def list_entries(text: str | bytes, filename: str = "<string>") -> list[tuple[int, ListEntry]]:
+    """(line number, entry) for every destination line; a bad line raises."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    entries: list[tuple[int, ListEntry]] = []
+    for lineno, line in _fgets_lines(data):
+        try:
+            entry = parse_list_line(line)
+        except ValueError as exc:
+            raise DispatcherListError(str(exc), filename, lineno) from None
+        if entry is not None:
+            entries.append((lineno, entry))
+    return entries
+
+
+def build_list(
+    entries: Iterable[tuple[int, ListEntry]],
+    filename: str = "<string>",
+    *,
+    strict: bool = False,
+    seed: int | None = None,
+    validate: Callable[[Destination], None] | None = None,
+    attrs_none: bool = False,
+) -> tuple[DispatcherList, int]:
+    """Build a list from (line or row number, entry) pairs; returns (list, skipped).
+
+    A bad destination (unparsable URI, host too long, or ``validate`` raising
+    ValueError, e.g. for a ``socket=`` that is not a local socket or a host
+    that does not resolve) is skipped with a warning, or raises
+    :class:`DispatcherListError` when ``strict`` (``ds_load_mode=1``).
+    ``attrs_none`` gives destinations without attrs the body ``none=yes``.
+    """
+    loaded: list[Destination] = []
+    skipped = 0
+    for lineno, entry in entries:
+        attrs = entry.attrs or ("none=yes" if attrs_none else "")
+        try:
+            dest = Destination.create(entry.uri, entry.setid, entry.flags, entry.priority, attrs)
+            if validate is not None:
+                validate(dest)
+        except ValueError as exc:
+            if strict:
+                raise DispatcherListError(str(exc), filename, lineno) from None
+            log.warning("%s:%d: %s - skipping destination", filename, lineno, exc)
+            skipped += 1
+            continue
+        loaded.append(dest)
+    return DispatcherList.build(loaded, seed=seed), skipped
+
+
 def parse_list_text(
     text: str | bytes,
     filename: str = "<string>",
@@ -447,38 +517,23 @@ def parse_list_text(
     strict: bool = False,
     seed: int | None = None,
     validate: Callable[[Destination], None] | None = None,
+    attrs_none: bool = False,
 ) -> DispatcherList:
     """Load a dispatcher list from its text.
 
-    A bad line raises :class:`DispatcherListError` (``file:line: ...``). A bad
-    destination (unparsable URI, host too long, or ``validate`` raising
-    ValueError, e.g. for a ``socket=`` that is not a local socket or a host that
-    does not resolve) is skipped with a warning, or raises when ``strict``
-    (Kamailio ``ds_load_mode=1``). ``seed`` makes the weight-table shuffles
-    reproducible.
+    A bad line raises :class:`DispatcherListError` (``file:line: ...``); bad
+    destinations are handled as :func:`build_list` says. ``seed`` makes the
+    weight-table shuffles reproducible.
     """
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
-    loaded: list[Destination] = []
-    for lineno, line in _fgets_lines(data):
-        try:
-            entry = parse_list_line(line)
-        except ValueError as exc:
-            raise DispatcherListError(str(exc), filename, lineno) from None
-        if entry is None:
-            continue
-        try:
-            dest = Destination.create(
-                entry.uri, entry.setid, entry.flags, entry.priority, entry.attrs
-            )
-            if validate is not None:
-                validate(dest)
-        except ValueError as exc:
-            if strict:
-                raise DispatcherListError(str(exc), filename, lineno) from None
-            log.warning("%s:%d: %s - skipping destination", filename, lineno, exc)
-            continue
-        loaded.append(dest)
-    return DispatcherList.build(loaded, seed=seed)
+    dlist, _skipped = build_list(
+        list_entries(text, filename),
+        filename,
+        strict=strict,
+        seed=seed,
+        validate=validate,
+        attrs_none=attrs_none,
+    )
+    return dlist
 
 
 def parse_list_file(
@@ -487,8 +542,11 @@ def parse_list_file(
     strict: bool = False,
     seed: int | None = None,
     validate: Callable[[Destination], None] | None = None,
+    attrs_none: bool = False,
 ) -> DispatcherList:
     """Load a dispatcher list file (see :func:`parse_list_text`)."""
     with open(path, "rb") as f:
         data = f.read()
-    return parse_list_text(data, str(path), strict=strict, seed=seed, validate=validate)
+    return parse_list_text(
+        data, str(path), strict=strict, seed=seed, validate=validate, attrs_none=attrs_none
+    )

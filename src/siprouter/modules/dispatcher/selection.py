@@ -9,7 +9,10 @@ it all to the next destination (see the conformance README).
 
 State that Kamailio keeps per set in shared memory (round-robin pointer, weight
 and relative-weight table positions) lives in a :class:`SharedCounters`; pass
-the same instance to every worker process (see :class:`ProcessSharedCounters`).
+the same instance to every worker process. The module uses :class:`SlotCounters`
+in the dispatcher's shared state (``state.py``); :class:`ProcessSharedCounters`
+and :class:`LocalCounters` serve standalone use. Algorithms 10 (call load) and
+13 (latency) also read per-destination figures through a :class:`Runtime`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from itertools import chain
 from multiprocessing.context import BaseContext
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .destinations import WEIGHT_SLOTS, Destination, DestinationSet
 
@@ -44,7 +47,6 @@ ALG_PARALLEL = 12
 ALG_LATENCY = 13
 
 HASH_ALGS = frozenset({0, 1, 2, 3, 5, 7})
-UNSUPPORTED_ALGS = frozenset({ALG_CALL_LOAD, ALG_PARALLEL, ALG_LATENCY})
 
 # Counters kept per set, addressed as set.index * COUNTERS_PER_SET + counter.
 RR_POINTER = 0
@@ -53,6 +55,16 @@ RWEIGHT_POINTER = 2
 COUNTERS_PER_SET = 3
 
 KeyFn = Callable[[], int | None]
+
+
+class Runtime(Protocol):
+    """Run-time figures some algorithms need (the shared state provides them)."""
+
+    def load_of(self, dest: Destination) -> int:
+        """Active calls of ``dest`` (alg 10)."""
+
+    def estimates(self, dests: list[Destination]) -> list[tuple[float, float]]:
+        """(latency estimate, average) per destination, in ms (alg 13)."""
 
 
 # --------------------------------------------------------------------------- counters
@@ -118,6 +130,34 @@ class ProcessSharedCounters(SharedCounters):
             ctypes.memset(self._values, 0, ctypes.sizeof(self._values))
 
 
+class SlotCounters(SharedCounters):
+    """Counters in 8-byte slots of shared memory (``memoryview.cast("q")``) under ``lock``.
+
+    ``base`` is the slot of counter 0; the dispatcher's shared state moves it
+    when a reload switches to the other bank.
+    """
+
+    def __init__(self, words: memoryview, base: int, size: int, lock: Any) -> None:
+        self.words = words
+        self.base = base
+        self.size = size
+        self.lock = lock
+
+    def update(self, index: int, fn: Callable[[int], tuple[int, T]]) -> T:
+        if not 0 <= index < self.size:
+            raise IndexError(f"counter {index} outside 0..{self.size - 1}")
+        with self.lock:
+            slot = self.base + index
+            new, result = fn(self.words[slot])
+            self.words[slot] = new
+        return result
+
+    def reset(self) -> None:
+        with self.lock:
+            for i in range(self.size):
+                self.words[self.base + i] = 0
+
+
 def counter_index(dset: DestinationSet, counter: int) -> int:
     """Where ``counter`` (RR_POINTER, WEIGHT_POINTER...) of ``dset`` lives."""
     return dset.index * COUNTERS_PER_SET + counter
@@ -133,7 +173,7 @@ def _fallback(dests: list[Destination], use_default: bool) -> int | None:
     return None
 
 
-def _skip_forward(dests: list[Destination], h: int, n: int, use_default: bool) -> int | None:
+def skip_forward(dests: list[Destination], h: int, n: int, use_default: bool) -> int | None:
     """Kamailio: start at ``h % n`` and move to the next usable index, wrapping."""
     start = i = h % n
     while not dests[i].usable:
@@ -161,7 +201,7 @@ def _round_robin(
     nr = len(dset.destinations)
 
     def advance(last: int) -> tuple[int, int | None]:
-        i = _skip_forward(dset.destinations, last, n, use_default)
+        i = skip_forward(dset.destinations, last, n, use_default)
         return (last + 1 if i is None else i + 1) % nr, i
 
     return shared.update(counter_index(dset, RR_POINTER), advance)
@@ -175,23 +215,107 @@ def _next_slot(dset: DestinationSet, shared: SharedCounters, counter: int) -> in
     )
 
 
+def least_loaded(dests: list[Destination], runtime: Runtime) -> int | None:
+    """Alg 10: the usable destination with the fewest calls and room under ``maxload``."""
+    best: int | None = None
+    best_load = 0x7FFFFFFF
+    for j, dest in enumerate(dests):
+        if not dest.usable:
+            continue
+        load = runtime.load_of(dest)
+        maxload = dest.attrs.maxload
+        if (maxload == 0 or load < maxload) and load < best_load:
+            best, best_load = j, load
+    return best
+
+
+def latency_order(
+    dset: DestinationSet, shared: SharedCounters, runtime: Runtime, use_default: bool
+) -> tuple[int | None, list[int]]:
+    """Alg 13 (``ds_manage_route_algo13``): (selected index, failover indices).
+
+    Starting at the round-robin pointer, each usable destination gets the
+    priority ``p - latency // p`` when its latency exceeds ``p > 0`` (at least
+    1), unusable ones -1; a stable sort by that priority gives the order, the
+    first is selected and the pointer moves past it. ``latency`` is the
+    estimate, or estimate minus average with ``cc=1``. The failover indices
+    leave out unusable entries and the default one (``use_default``).
+    """
+    dests = dset.destinations
+    nr = len(dests)
+    wrap = nr - 1 if use_default and nr != 1 else nr
+
+    def pick(last: int) -> tuple[int, tuple[int, list[tuple[int, int, bool]]]]:
+        latencies = runtime.estimates(dests)
+        ranked: list[tuple[int, int, bool]] = []  # (priority, index, usable)
+        z = last % nr
+        for _ in range(nr):
+            dest = dests[z]
+            if dest.usable:
+                estimate, average = latencies[z]
+                latency = int(estimate - average) if dest.attrs.cc else int(estimate)
+                prio = dest.priority
+                if latency > prio > 0:
+                    prio -= latency // prio
+                    prio = max(prio, 1)
+                ranked.append((prio, z, True))
+            else:
+                ranked.append((-1, -1, False))
+            z = (z + 1) % wrap
+        ranked.sort(key=lambda entry: -entry[0])
+        chosen = ranked[0][1]
+        return (chosen + 1) % nr, (chosen, ranked)
+
+    chosen, ranked = shared.update(counter_index(dset, RR_POINTER), pick)
+    default = nr - 1 if use_default else -1
+    order = [j for _prio, j, usable in ranked if usable and j >= 0 and j != default]
+    return (chosen if chosen >= 0 else None), order
+
+
 # --------------------------------------------------------------------------- selection
 
 
-def failover_order(
-    dests: list[Destination], chosen: int, *, use_default: bool = False, limit: int = 0
-) -> list[Destination]:
-    """Chosen first, then usable entries after it, then before it; ``limit`` > 0 caps it.
+def failover_indices(
+    dests: list[Destination],
+    chosen: int,
+    *,
+    use_default: bool = False,
+    runtime: Runtime | None = None,
+) -> list[int]:
+    """Chosen first, then usable entries after it, then before it (indices).
 
     With ``use_default`` the last entry is only appended at the end (unchecked).
+    With ``runtime`` (alg 10), destinations at their ``maxload`` are left out.
     """
-    default = len(dests) - 1 if use_default else None
-    order = [dests[chosen]]
+    default = len(dests) - 1 if use_default else -1
+    order = [chosen]
     for j in chain(range(chosen + 1, len(dests)), range(chosen)):
-        if j != default and dests[j].usable:
-            order.append(dests[j])
-    if default is not None and chosen != default:
-        order.append(dests[default])
+        dest = dests[j]
+        if j == default or not dest.usable:
+            continue
+        if runtime is not None and dest.attrs.maxload and (
+            runtime.load_of(dest) >= dest.attrs.maxload
+        ):
+            continue
+        order.append(j)
+    if default >= 0 and chosen != default:
+        order.append(default)
+    return order
+
+
+def failover_order(
+    dests: list[Destination],
+    chosen: int,
+    *,
+    use_default: bool = False,
+    limit: int = 0,
+    runtime: Runtime | None = None,
+) -> list[Destination]:
+    """:func:`failover_indices` as destinations; ``limit`` > 0 caps the list."""
+    order = [
+        dests[j]
+        for j in failover_indices(dests, chosen, use_default=use_default, runtime=runtime)
+    ]
     return order[:limit] if limit > 0 else order
 
 
@@ -204,23 +328,41 @@ def select(
     use_default: bool = False,
     limit: int = 0,
     rng: random.Random | None = None,
+    runtime: Runtime | None = None,
 ) -> list[Destination] | None:
     """Select from ``dset`` with algorithm ``alg``; None when nothing usable.
 
     ``key_fn`` is called (only) by the hash algorithms and returns the hash from
     :mod:`.hashing`, or None when the key is missing: that fails algs 0-3 and 7
     and makes alg 5 fall back to round robin. Unknown algorithms use index 0
-    like Kamailio; algs 10, 12 and 13 raise NotImplementedError.
+    like Kamailio. Algs 10 (least loaded, no load accounting here) and 13
+    need ``runtime``; alg 12 selects like alg 8 (the caller adds the branches).
     """
     dests = dset.destinations
+    if alg == ALG_LATENCY:
+        if runtime is None:
+            raise ValueError("algorithm 13 needs the run-time latency figures")
+        chosen13, order = latency_order(dset, shared, runtime, use_default)
+        if chosen13 is None:
+            return None
+        picked = [dests[j] for j in order]
+        if use_default and chosen13 != len(dests) - 1:
+            picked.append(dests[-1])
+        return picked[:limit] if limit > 0 else picked
     n = len(dests) - 1 if use_default and len(dests) > 1 else len(dests)
-    chosen = _choose(dset, alg, key_fn, shared, n, use_default, rng)
+    chosen = choose_index(dset, alg, key_fn, shared, n, use_default, rng, runtime)
     if chosen is None:
         return None
-    return failover_order(dests, chosen, use_default=use_default, limit=limit)
+    return failover_order(
+        dests,
+        chosen,
+        use_default=use_default,
+        limit=limit,
+        runtime=runtime if alg == ALG_CALL_LOAD else None,
+    )
 
 
-def _choose(
+def choose_index(
     dset: DestinationSet,
     alg: int,
     key_fn: KeyFn | None,
@@ -228,8 +370,13 @@ def _choose(
     n: int,
     use_default: bool,
     rng: random.Random | None,
+    runtime: Runtime | None = None,
 ) -> int | None:
-    """Index of the selected destination (before the failover list is built)."""
+    """Index of the selected destination (before the failover list is built).
+
+    ``n`` is the number of candidates (the set size, minus the default entry
+    with ``use_default``). Alg 13 is not handled here (see :func:`latency_order`).
+    """
     dests = dset.destinations
     if alg in HASH_ALGS:
         h = key_fn() if key_fn is not None else None
@@ -242,13 +389,16 @@ def _choose(
         return _round_robin(dset, n, shared, use_default)
     if alg == ALG_RANDOM:
         h = rng.getrandbits(31) if rng is not None else random.getrandbits(31)
-        return _skip_forward(dests, h, n, use_default)
+        return skip_forward(dests, h, n, use_default)
     if alg == ALG_WEIGHT:
         slot = _next_slot(dset, shared, WEIGHT_POINTER)
-        return _skip_forward(dests, dset.weight_slots(n)[slot], n, use_default)  # D1 inside
+        return skip_forward(dests, dset.weight_slots(n)[slot], n, use_default)  # D1 inside
     if alg == ALG_RELATIVE_WEIGHT:
         slot = _next_slot(dset, shared, RWEIGHT_POINTER)
-        return _skip_forward(dests, dset.rweight_slots()[slot], n, use_default)
-    if alg in UNSUPPORTED_ALGS:
-        raise NotImplementedError(f"dispatcher algorithm {alg} is not supported by select()")
-    return _skip_forward(dests, 0, n, use_default)  # 8 (serial) and unknown algorithms
+        return skip_forward(dests, dset.rweight_slots()[slot], n, use_default)
+    if alg == ALG_CALL_LOAD:
+        if runtime is None:
+            raise ValueError("algorithm 10 needs the run-time call loads")
+        least = least_loaded(dests, runtime)
+        return None if least is None else skip_forward(dests, least, n, use_default)
+    return skip_forward(dests, 0, n, use_default)  # 8 (serial), 12 and unknown algorithms
