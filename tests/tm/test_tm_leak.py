@@ -26,7 +26,9 @@ def _alive(kind: type) -> int:
 
 def test_100k_transactions_leave_no_state() -> None:
     table = make_table(fr_timer=1000, fr_inv_timer=2000)
-    messages_before = _alive(SipMessage)
+    gc.collect()
+    # objects other tests of the session may still hold are not ours to count
+    before = {kind: _alive(kind) for kind in (Transaction, ClientBranch, SipMessage)}
     sink: list[Outgoing] = []
     peak = 0
     for i in range(COUNT):
@@ -66,6 +68,6 @@ def test_100k_transactions_leave_no_state() -> None:
     assert stats["2xx_transactions"] == COUNT * 7 // 10
     assert stats["4xx_transactions"] == COUNT * 3 // 10      # 486s and timeouts (408)
     gc.collect()
-    assert _alive(Transaction) == 0
-    assert _alive(ClientBranch) == 0
-    assert _alive(SipMessage) <= messages_before
+    assert _alive(Transaction) <= before[Transaction]
+    assert _alive(ClientBranch) <= before[ClientBranch]
+    assert _alive(SipMessage) <= before[SipMessage]
