@@ -44,7 +44,7 @@ from .headers import (
     parse_via_header,
     unfold,
 )
-from .uri import Uri, check_uri, parse_uri
+from .uri import Uri, check_uri, clear_uri_cache, parse_uri
 
 
 class Header:
@@ -95,6 +95,14 @@ _ADDR_CACHE: dict[str, NameAddr] = {}
 _CSEQ_CACHE: dict[str, CSeq] = {}
 _CACHE_SIZE = 8192
 T = TypeVar("T")
+
+
+def clear_parse_caches() -> None:
+    """Empty the parsed-value caches (they are bounded; tests measuring memory use this)."""
+    _VIA_CACHE.clear()
+    _ADDR_CACHE.clear()
+    _CSEQ_CACHE.clear()
+    clear_uri_cache()
 
 
 def _remember(cache: dict[str, T], key: str, value: T) -> T:
