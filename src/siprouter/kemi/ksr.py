@@ -35,7 +35,7 @@ from ..routing.context import Context, RouteReturn, ScriptExit
 from ..routing.pv import PV, PVError, Value, compile_format, compile_pv, scan_pv
 from ..sip.errors import SipError
 from ..sip.headers import canonical_name
-from ..sip.message import parse_message
+from ..sip.message import FAKED_REQUEST, parse_message
 from ..sip.uri import parse_uri
 
 if TYPE_CHECKING:
@@ -48,14 +48,6 @@ script_log = logging.getLogger("siprouter.script")
 # module class that implements them here when no loaded module declares them.
 CORE_NAMESPACES: dict[str, type[Module]] = {"hdr": TextopsModule}
 
-# Kamailio's faked message (core/fmsg.c), used when KSR is called outside a route
-FAKED_MSG = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
-             "Via: SIP/2.0/UDP 127.0.0.1\r\n"
-             "From: <you@kamailio.org>;tag=123\r\n"
-             "To: <you@kamailio.org>\r\n"
-             "Call-ID: 123\r\n"
-             "CSeq: 1 OPTIONS\r\n"
-             "Content-Length: 0\r\n\r\n")
 
 NULL_PRINT = "<<null>>"     # what the getw() variants return for $null
 _CACHE_LIMIT = 4096
@@ -147,7 +139,7 @@ class Ksr:
             local = self.router.first_socket
         except IndexError:
             local = ("127.0.0.1", 5060)
-        return Context(self.router, parse_message(FAKED_MSG), ("127.0.0.1", 5060), local)
+        return Context(self.router, parse_message(FAKED_REQUEST), ("127.0.0.1", 5060), local)
 
     def _define(self, ns_name: str, name: str, fn: Callable[..., Any]) -> None:
         qual = f"KSR.{ns_name}.{name}" if ns_name else f"KSR.{name}"

@@ -112,6 +112,17 @@ def _remember(cache: dict[str, T], key: str, value: T) -> T:
     return value
 
 
+# Kamailio's faked message (core/fmsg.c): the request seen by routes that run without
+# one (dispatcher keepalive events, KSR called outside a route)
+FAKED_REQUEST = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP 127.0.0.1\r\n"
+                 "From: <you@kamailio.org>;tag=123\r\n"
+                 "To: <you@kamailio.org>\r\n"
+                 "Call-ID: 123\r\n"
+                 "CSeq: 1 OPTIONS\r\n"
+                 "Content-Length: 0\r\n\r\n")
+
+
 # Edits are (start, seq, end, text): replace text[start:end] by text; inserts have
 # start == end. seq keeps insertions at the same offset in the order they were made.
 Edit = tuple[int, int, int, str]

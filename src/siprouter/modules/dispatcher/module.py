@@ -70,14 +70,21 @@ UNLIMITED = 0xFFFFFFFF
 EVENT_DOWN = "dispatcher:dst-down"
 EVENT_UP = "dispatcher:dst-up"
 
-# Kamailio's faked message (core/fmsg.c): the request of keepalive event routes
-FAKED_REQUEST = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
-                 "Via: SIP/2.0/UDP 127.0.0.1\r\n"
-                 "From: <you@kamailio.org>;tag=123\r\n"
-                 "To: <you@kamailio.org>\r\n"
-                 "Call-ID: 123\r\n"
-                 "CSeq: 1 OPTIONS\r\n"
-                 "Content-Length: 0\r\n\r\n")
+
+def _rule_number(rules: str, i: int, stop: str) -> tuple[int, int]:
+    """The digits of ``rules`` from ``i`` up to ``stop``: (value, index after); -1 on error."""
+    value = 0
+    while i < len(rules):
+        ch = rules[i]
+        if not "0" <= ch <= "9":
+            if ch == stop:
+                return value, i + 1
+            log.error("invalid character in [%s] at [%d]", rules, i)
+            return -1, i
+        value = value * 10 + ord(ch) - 48
+        i += 1
+    return value, i
+
 
 DSV_KEYS = {"code": 0, "reason": 1, "flags": 2, "uri": 3, "setid": 4, "group": 4}
 
@@ -760,28 +767,12 @@ class DispatcherModule(Module):
         best = -1
         i = 0
         while i < len(rules):
-            setid = 0
-            while i < len(rules):
-                ch = rules[i]
-                if not "0" <= ch <= "9":
-                    if ch == "=":
-                        i += 1
-                        break
-                    log.error("invalid character in [%s] at [%d]", rules, i)
-                    return -1
-                setid = setid * 10 + ord(ch) - 48
-                i += 1
-            alg = 0
-            while i < len(rules):
-                ch = rules[i]
-                if not "0" <= ch <= "9":
-                    if ch == ";":
-                        i += 1
-                        break
-                    log.error("invalid character in [%s] at [%d]", rules, i)
-                    return -1
-                alg = alg * 10 + ord(ch) - 48
-                i += 1
+            setid, i = _rule_number(rules, i, "=")
+            if setid < 0:
+                return -1
+            alg, i = _rule_number(rules, i, ";")
+            if alg < 0:
+                return -1
             umode = MODE_XAVP
             if not run.emode:
                 first = mode[:1]
@@ -911,7 +902,7 @@ class DispatcherModule(Module):
         return ctx.out
 
     def _faked_context(self, uri: str) -> Context:
-        from ...sip.message import parse_message
+        from ...sip.message import FAKED_REQUEST, parse_message
 
         try:
             local = self.router.first_socket
