@@ -8,6 +8,7 @@ from binascii import crc_hqx
 from typing import Any
 
 from ..routing.context import Address, Context
+from ..routing.forward import reply_head
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
 from ..sip.headers import Via
@@ -106,8 +107,6 @@ _ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
 
 
 # Request headers copied into a local reply (Record-Route only for 180-299).
-_COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
-_COPIED_WITH_RR = _COPIED | {"record-route"}
 
 
 class SharedTimestamp:
@@ -199,32 +198,13 @@ class SlModule(Module):
                     extra_headers: list[str] | None = None) -> str:
         """The text of a stateless reply to ctx.msg (spec/sl.md section 3)."""
         msg = ctx.msg
-        text = msg.text
         code %= 1000
-        parts = [f"{msg.version} {code:03d} {reason}\r\n"]
-        copy_rr = 180 <= code <= 299
-        top_via_done = False
-        wanted = _COPIED_WITH_RR if copy_rr else _COPIED
-        header_at = msg.header_at
-        for i, key in enumerate(msg.keys):
-            if key not in wanted:
-                continue
-            hdr = header_at(i)
-            if key == "via":
-                if not top_via_done:
-                    parts.append(self._top_via_line(ctx, hdr))
-                    top_via_done = True
-                else:
-                    parts.append(text[hdr.start:hdr.value_end] + "\r\n")
-            elif key == "to":
-                to = msg.to
-                if code >= 180 and to is not None and not to.tag:
-                    parts.append(text[hdr.start:hdr.value_end] + ";tag="
-                                 + self.totag_for(ctx) + text[hdr.value_end:hdr.end])
-                else:
-                    parts.append(text[hdr.start:hdr.end])
-            else:  # From, Call-ID, CSeq (and Record-Route for 180-299) unchanged
-                parts.append(text[hdr.start:hdr.end])
+        to_tag = None
+        if code >= 180:
+            to = msg.to
+            if to is not None and not to.tag:
+                to_tag = self.totag_for(ctx)
+        parts = reply_head(msg, code, reason, ctx.src, ctx.force_rport, to_tag)
         parts.extend(ctx.reply_lumps)
         if extra_headers:
             parts.extend(extra_headers)
@@ -237,31 +217,6 @@ class SlModule(Module):
             parts.append(settings.server_header + "\r\n")
         parts.append("Content-Length: 0\r\n\r\n")
         return "".join(parts)
-
-    def _top_via_line(self, ctx: Context, hdr: Any) -> str:
-        """The top Via header line with rport filled in and received appended."""
-        msg = ctx.msg
-        text = msg.text
-        line = text[hdr.start:hdr.value_end]
-        via = msg.via1
-        src_ip, src_port = ctx.src
-        value_start = hdr.value_span(text)[0] - hdr.start
-        has_rport = via.has_param("rport")
-        if has_rport:
-            # replaced in place, from its ';' (blanks around the name go too)
-            from ..routing.forward import _via_param_span
-            span = _via_param_span(via, "rport")
-            if span is not None:
-                start, end = value_start + span[0], value_start + span[1]
-                line = line[:start] + f";rport={src_port}" + line[end:]
-        elif ctx.force_rport:
-            # like received: at the end of the header line, i.e. after the last
-            # value when one line holds several Via values [verified on 5.6.3]
-            line = line + f";rport={src_port}"
-        if has_rport or via.has_param("received") or \
-                via.host.strip("[]").lower() != src_ip.lower():
-            line = line + f";received={src_ip}"
-        return line + "\r\n"
 
     def _redirect_contact(self, ctx: Context) -> str:
         items = []

@@ -245,3 +245,64 @@ def reply_destination(via: Via) -> Address | None:
     else:
         port = via.port or 5060
     return host, port
+
+
+# ------------------------------------------------------------------ local replies
+_COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
+_COPIED_WITH_RR = _COPIED | {"record-route"}
+
+
+def reply_head(msg: SipMessage, code: int, reason: str, src: Address, force_rport: bool,
+               to_tag: str | None) -> list[str]:
+    """The first lines of a reply built from a received request (sl and tm).
+
+    Kamailio's build_res_buf_from_sip_req: the status line, then in the request's
+    order the Vias (the top one with rport filled in and received added), From,
+    To (``to_tag`` appended when given), Call-ID, CSeq, and Record-Route for
+    180-299. The caller appends its own headers and Content-Length.
+    """
+    text = msg.text
+    parts = [f"{msg.version} {code:03d} {reason}\r\n"]
+    wanted = _COPIED_WITH_RR if 180 <= code <= 299 else _COPIED
+    top_via_done = False
+    header_at = msg.header_at
+    for i, key in enumerate(msg.keys):
+        if key not in wanted:
+            continue
+        hdr = header_at(i)
+        if key == "via":
+            if not top_via_done:
+                parts.append(_reply_top_via(msg, text[hdr.start:hdr.value_end],
+                                            hdr.value_span(text)[0] - hdr.start, src,
+                                            force_rport))
+                top_via_done = True
+            else:
+                parts.append(text[hdr.start:hdr.value_end] + "\r\n")
+        elif key == "to" and to_tag:
+            parts.append(text[hdr.start:hdr.value_end] + ";tag=" + to_tag
+                         + text[hdr.value_end:hdr.end])
+        else:
+            parts.append(text[hdr.start:hdr.end])
+    return parts
+
+
+def _reply_top_via(msg: SipMessage, line: str, value_start: int, src: Address,
+                   force_rport: bool) -> str:
+    """The top Via line of a local reply: rport filled in place, received appended."""
+    via = msg.via1
+    src_ip, src_port = src
+    has_rport = via.has_param("rport")
+    if has_rport:
+        # replaced in place, from its ';' (blanks around the name go too)
+        span = _via_param_span(via, "rport")
+        if span is not None:
+            start, end = value_start + span[0], value_start + span[1]
+            line = line[:start] + f";rport={src_port}" + line[end:]
+    elif force_rport:
+        # like received: at the end of the header line, i.e. after the last
+        # value when one line holds several Via values [verified on 5.6.3]
+        line = line + f";rport={src_port}"
+    if has_rport or via.has_param("received") or \
+            via.host.strip("[]").lower() != src_ip.lower():
+        line = line + f";received={src_ip}"
+    return line + "\r\n"

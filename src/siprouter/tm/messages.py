@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 from binascii import crc_hqx
 
-from ..routing.forward import _via_param_span, host_port
+from ..routing.forward import host_port, reply_head
 from ..sip.headers import Via, canonical_name
-from ..sip.message import Header, SipMessage
+from ..sip.message import SipMessage
 
 MAGIC = "z9hG4bK"
 BRANCH_PREFIX = "z9hG4bKsr"
@@ -127,64 +127,20 @@ def error_reply(error: int) -> tuple[int, str]:
 
 
 # ------------------------------------------------------------------ local replies
-_COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
-_COPIED_WITH_RR = _COPIED | {"record-route"}
-
-
 def local_reply(msg: SipMessage, src_ip: str, src_port: int, force_rport: bool, code: int,
                 reason: str, to_tag: str | None, extra: list[str] | tuple[str, ...] = (),
                 server_header: str | None = None) -> str:
     """A reply built from a received request (Kamailio's build_res_buf_from_sip_req).
 
-    Via (rport filled in, received added), From, To (``to_tag`` appended), Call-ID,
-    CSeq, Record-Route for 180-299, ``extra`` header lines, Server, Content-Length: 0.
+    The head of :func:`reply_head`, then ``extra`` header lines, Server and
+    Content-Length: 0.
     """
-    text = msg.text
-    parts = [f"{msg.version} {code:03d} {reason}\r\n"]
-    wanted = _COPIED_WITH_RR if 180 <= code <= 299 else _COPIED
-    top_via_done = False
-    header_at = msg.header_at
-    for i, key in enumerate(msg.keys):
-        if key not in wanted:
-            continue
-        hdr = header_at(i)
-        if key == "via":
-            if not top_via_done:
-                parts.append(_top_via_line(msg, hdr, src_ip, src_port, force_rport))
-                top_via_done = True
-            else:
-                parts.append(text[hdr.start:hdr.value_end] + "\r\n")
-        elif key == "to" and to_tag:
-            parts.append(text[hdr.start:hdr.value_end] + ";tag=" + to_tag
-                         + text[hdr.value_end:hdr.end])
-        else:
-            parts.append(text[hdr.start:hdr.end])
+    parts = reply_head(msg, code, reason, (src_ip, src_port), force_rport, to_tag)
     parts.extend(extra)
     if server_header:
         parts.append(server_header + "\r\n")
     parts.append("Content-Length: 0\r\n\r\n")
     return "".join(parts)
-
-
-def _top_via_line(msg: SipMessage, hdr: Header, src_ip: str, src_port: int,
-                  force_rport: bool) -> str:
-    """The top Via line of a local reply: rport filled in place, received appended."""
-    text = msg.text
-    line = text[hdr.start:hdr.value_end]
-    via = msg.via1
-    value_start = hdr.value_span(text)[0] - hdr.start
-    has_rport = via.has_param("rport")
-    if has_rport:
-        span = _via_param_span(via, "rport")
-        if span is not None:
-            start, end = value_start + span[0], value_start + span[1]
-            line = line[:start] + f";rport={src_port}" + line[end:]
-    elif force_rport:
-        line = line + f";rport={src_port}"
-    if has_rport or via.has_param("received") or \
-            via.host.strip("[]").lower() != src_ip.lower():
-        line = line + f";received={src_ip}"
-    return line + "\r\n"
 
 
 # ------------------------------------------------------------------ ACK and CANCEL
