@@ -30,6 +30,10 @@ HOT_MODULES = [
     "src/siprouter/modules/dispatcher/hashing.py",
     "src/siprouter/modules/dispatcher/selection.py",
     "src/siprouter/modules/dispatcher/module.py",
+    "src/siprouter/tm/messages.py",
+    "src/siprouter/tm/transaction.py",
+    "src/siprouter/tm/table.py",
+    "src/siprouter/modules/tm.py",
 ]
 
 ext_modules = []
