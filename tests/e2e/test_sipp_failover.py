@@ -155,20 +155,23 @@ def test_backend_killed_mid_run_calls_fail_over_and_probing_follows(tmp_path: Pa
     ports = [BASE, *UAS_PORTS, *uac_ports, *control] + [p + k for p in media for k in range(4)]
     assert len(set(ports)) == len(ports)
     assert_ports_free(ports)
-    common = ["-i", HOST, "-nostdin", "-trace_stat", "-fd", "1", "-recv_timeout", "15000"]
+    common = ["-i", HOST, "-nostdin", "-trace_stat", "-fd", "1"]
+    # a UAS "call" that is only a probe (OPTIONS, answered by -aa) ends by this timeout
+    uas_timeout = ["-recv_timeout", "4000"]
+    uac_timeout = ["-recv_timeout", "15000"]
 
     def uas(i: int, tag: str) -> Sipp:
         return Sipp(tmp_path, f"uas{i}{tag}", [
             sipp, "-sf", str(SCENARIOS / "uas-call.xml"), "-p", str(UAS_PORTS[i]),
             "-mp", str(media[i]), "-cp", str(control[i]), "-aa", "-trace_counts",
-            "-stf", str(tmp_path / f"uas{i}{tag}.csv"), *common])
+            "-stf", str(tmp_path / f"uas{i}{tag}.csv"), *common, *uas_timeout])
 
     def uac(n: int, scenario: str, rate: int, calls: int) -> Sipp:
         return Sipp(tmp_path, f"uac{n}", [
             sipp, f"{HOST}:{BASE}", "-sf", str(SCENARIOS / scenario), "-p", str(uac_ports[n]),
             "-mp", str(media[4 + n]), "-cp", str(control[4 + n]), "-r", str(rate),
             "-m", str(calls), "-timeout", "100s", "-timeout_error",
-            "-stf", str(tmp_path / f"uac{n}.csv"), *common])
+            "-stf", str(tmp_path / f"uac{n}.csv"), *common, *uac_timeout])
 
     router = Router(cfg, BASE)
     procs: list[Sipp] = []

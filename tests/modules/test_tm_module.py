@@ -613,6 +613,19 @@ def test_fork_with_branch_route_and_aggregation() -> None:
     assert router.var_store["best404"] == 1 and router.var_store["replies"] == 2
 
 
+def test_append_branch_with_uri_takes_the_current_du() -> None:
+    """Kamailio's append_branch("uri") copies $du into the new branch (and keeps it)."""
+    router = make_router(r'''
+request_route {
+  $ru = "sip:a@127.0.0.1:58011"; $du = "sip:127.0.0.1:58012";
+  append_branch("sip:b@10.0.0.9");
+  t_relay(); exit;
+}''')
+    out = send(router, request())
+    assert lines(out)[1:] == [(CALLEE2, "INVITE sip:a@127.0.0.1:58011 SIP/2.0"),
+                              (CALLEE2, "INVITE sip:b@10.0.0.9 SIP/2.0")]
+
+
 def test_onreply_route_drops_provisional_replies_only() -> None:
     router = make_router(ROUTES)
     out = send(router, request())

@@ -29,7 +29,8 @@ class CorexModule(Module):
             if not 0 <= qv <= 1:
                 return -1
         if uri:
-            ctx.branches.append(Branch(uri, q or None))
+            # Kamailio gives the new branch the current $du too (it stays set)
+            ctx.branches.append(Branch(uri, q or None, ctx.dst_uri))
         else:
             ctx.branches.append(Branch(ctx.ruri, q or ctx.ruri_q, ctx.dst_uri, ctx.flags))
             ctx.dst_uri = None
