@@ -19,6 +19,7 @@ HOT_MODULES = [
     "src/siprouter/routing/context.py",
     "src/siprouter/routing/router.py",
     "src/siprouter/routing/forward.py",
+    "src/siprouter/routing/replies.py",
     "src/siprouter/routing/pv.py",
     "src/siprouter/config/compiler.py",
     "src/siprouter/modules/sl.py",

@@ -12,16 +12,9 @@ import pytest
 
 from siprouter.config.loader import build_router
 from siprouter.config.parser import parse_text
-from siprouter.modules.sl import (
-    SlModule,
-    bucket_for,
-    crc16_x25,
-    format_q,
-    nibbles_lsb_first,
-    sl_totag,
-    tag_prefix,
-)
+from siprouter.modules.sl import SlModule, bucket_for, sl_totag, tag_prefix
 from siprouter.routing.context import Outgoing
+from siprouter.routing.replies import crc16_x25, format_q, nibbles_lsb_first
 from siprouter.routing.router import Router
 from siprouter.sip.headers import Via
 

@@ -253,7 +253,7 @@ def compile_regex(pattern: str, pos: ast.Pos, icase: bool = True) -> re.Pattern[
 _REGEX_CACHE: dict[str, re.Pattern[str] | None] = {}
 
 
-def _runtime_regex(pattern: str) -> re.Pattern[str] | None:
+def runtime_regex(pattern: str) -> re.Pattern[str] | None:
     """A regex built at run time (``=~ $var(re)``), cached; None when invalid."""
     found = _REGEX_CACHE.get(pattern, False)
     if found is not False:
@@ -1034,7 +1034,7 @@ class Compiler:
         right = self._expr(node.right)
 
         def dyn_match(ctx: Context) -> int:
-            compiled = _runtime_regex(to_str(right(ctx)))
+            compiled = runtime_regex(to_str(right(ctx)))
             if compiled is None:
                 raise _ExprError("bad regular expression")
             return 1 if compiled.search(to_str(left(ctx))) else 0
@@ -1057,7 +1057,7 @@ class Compiler:
             dyn = self.expr(value)
 
             def dyn_match(ctx: Context) -> int:
-                compiled = _runtime_regex(to_str(dyn(ctx)))
+                compiled = runtime_regex(to_str(dyn(ctx)))
                 return 1 if compiled is not None and compiled.search(to_str(subject(ctx))) else 0
             return dyn_match
         right = self.expr(value)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from binascii import crc_hqx
 from typing import Any
 
 from ..routing.context import Address, Context
-from ..routing.forward import reply_head
+from ..routing.replies import redirect_contact, reply_head, totag_sums
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
 from ..sip.headers import Via
@@ -20,27 +19,6 @@ ACK_WINDOW = 2.0  # seconds after the last stateless reply during which ACKs are
 SL_TAG_LEN = 41
 
 
-# CRC-16/X-25 is the bit-reflected form of CRC-CCITT (binascii.crc_hqx, in C):
-# reflect every input byte, run crc_hqx with init 0xFFFF, reflect the result
-# and complement it.
-_REFLECT_BYTES = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
-_REFLECT_BYTE = list(_REFLECT_BYTES)
-
-
-def crc16_x25(data: str) -> int:
-    """CRC-16/X-25 (reflected CCITT, init 0xFFFF, final complement) over latin-1 text."""
-    crc = crc_hqx(data.encode("latin-1").translate(_REFLECT_BYTES), 0xFFFF)
-    reflected = (_REFLECT_BYTE[crc & 0xFF] << 8) | _REFLECT_BYTE[crc >> 8]
-    return reflected ^ 0xFFFF
-
-
-
-
-def nibbles_lsb_first(value: int) -> str:
-    """Kamailio's crcitt_string_array output: the 4 hex digits, least significant first."""
-    return f"{value:04x}"[::-1]
-
-
 def tag_prefix(sock_ip: str, sock_port: int) -> str:
     """The constant MD5 part of the SL To-tag for the first listening socket."""
     text = "KAMAILIO-stateless" + sock_ip.strip() + str(sock_port).strip()
@@ -49,9 +27,7 @@ def tag_prefix(sock_ip: str, sock_port: int) -> str:
 
 def sl_totag(prefix: str, via: Via, callid: str) -> str:
     """The 41-character SL To-tag for a request with this top Via and Call-ID."""
-    a = crc16_x25(via.host + via.port_str + (via.branch or ""))
-    b = crc16_x25(via.port_str + via.host + callid)
-    return prefix + "." + nibbles_lsb_first(a) + nibbles_lsb_first(b)
+    return prefix + "." + totag_sums(via, callid)
 
 
 # sl statistics buckets (spec/sl.md section 10)
@@ -76,16 +52,6 @@ def bucket_for(code: int) -> str:
     return f"{code // 100}xx_replies"
 
 
-def format_q(q: str) -> str:
-    """q value as Kamailio prints it: at most 3 decimals, no trailing zeros."""
-    try:
-        value = float(q)
-    except ValueError:
-        return q
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
 # sl_reply_error() table: internal error -> (code, text, number)
 _ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
     -477: (477, "Unfortunately error on sending to next hop occurred", 477),
@@ -104,9 +70,6 @@ _ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
     0: (500, "No error", 0),
     -2: (500, "No error", 2),
 }
-
-
-# Request headers copied into a local reply (Record-Route only for 180-299).
 
 
 class SharedTimestamp:
@@ -209,7 +172,7 @@ class SlModule(Module):
         if extra_headers:
             parts.extend(extra_headers)
         if 300 <= code <= 399:
-            contact = self._redirect_contact(ctx)
+            contact = redirect_contact(ctx)
             if contact:
                 parts.append(contact)
         settings = self.router.settings
@@ -217,18 +180,6 @@ class SlModule(Module):
             parts.append(settings.server_header + "\r\n")
         parts.append("Content-Length: 0\r\n\r\n")
         return "".join(parts)
-
-    def _redirect_contact(self, ctx: Context) -> str:
-        items = []
-        if ctx.new_ruri is not None:
-            items.append(f"<{ctx.new_ruri}>" + (f";q={format_q(ctx.ruri_q)}" if ctx.ruri_q else ""))
-        for branch in ctx.branches:
-            items.append(f"<{branch.uri}>" + (f";q={format_q(branch.q)}" if branch.q else ""))
-        if not items:
-            log.warning("3xx reply without a destination set: no Contact added",
-                        extra={"callid": ctx.msg.callid})
-            return ""
-        return "Contact: " + ", ".join(items) + "\r\n"
 
     def reply_address(self, ctx: Context) -> Address:
         """Source IP; source port with rport, else the top Via port (or 5060)."""

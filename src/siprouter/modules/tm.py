@@ -31,13 +31,14 @@ import hashlib
 import logging
 import os
 import random
-import re
 import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ..config.compiler import runtime_regex
 from ..routing.context import Address, Context, Outgoing
 from ..routing.forward import next_hop, relayed_request
+from ..routing.replies import redirect_contact
 from ..sip.errors import SipError
 from ..sip.message import SipMessage
 from ..tm import messages
@@ -201,7 +202,6 @@ class TmModule(Module):
         super().__init__(router)
         self.table = TransactionTable(TmConfig(), hooks=self)
         self._routes: dict[tuple[str, str], RouteFn | None] = {}
-        self._regex: dict[str, re.Pattern[str] | None] = {}
         self._callid = random.getrandbits(63)
         self._tag_md5 = hashlib.md5(os.urandom(16)).hexdigest()
 
@@ -780,7 +780,7 @@ class TmModule(Module):
         request = msg if route == "request" and msg.is_request else tx.request
         extra = list(ctx.reply_lumps)
         if 300 <= code <= 399:
-            contact = self._redirect_contact(ctx)
+            contact = redirect_contact(ctx)
             if contact:
                 extra.append(contact)
         tx.admin_reply = True
@@ -794,15 +794,6 @@ class TmModule(Module):
             if item in ctx.out:
                 ctx.out.remove(item)
         self.table.withdraw_reply(tx, status, data)
-
-    @staticmethod
-    def _redirect_contact(ctx: Context) -> str:
-        items = []
-        if ctx.new_ruri is not None:
-            items.append(f"<{ctx.new_ruri}>")
-        for branch in ctx.branches:
-            items.append(f"<{branch.uri}>" + (f";q={branch.q}" if branch.q else ""))
-        return "Contact: " + ", ".join(items) + "\r\n" if items else ""
 
     def reply_if_transaction(self, ctx: Context, code: int, reason: str) -> int | None:
         """sl's send_reply(): a stateful reply when the message has a transaction."""
@@ -866,24 +857,10 @@ class TmModule(Module):
             status = tx.branches[picked].last_received
         else:
             status = tx.status
-        regex = self._compile(pattern)
+        regex = runtime_regex(pattern)
         if regex is None:
             return -1
         return 1 if regex.search(str(status)) else -1
-
-    def _compile(self, pattern: str) -> re.Pattern[str] | None:
-        if pattern in self._regex:
-            return self._regex[pattern]
-        from ..config.compiler import posix_to_python
-
-        try:
-            regex: re.Pattern[str] | None = re.compile(posix_to_python(pattern), re.IGNORECASE)
-        except re.error:
-            log.error("bad regular expression %r", pattern)
-            regex = None
-        if len(self._regex) < 1024:
-            self._regex[pattern] = regex
-        return regex
 
     def t_drop_replies(self, ctx: Context, mode: str = "") -> int:
         value = {"n": 0, "l": 2}.get(mode[:1], 1)

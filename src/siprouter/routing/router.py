@@ -175,10 +175,6 @@ class Router:
         if len(data) < MIN_DATAGRAM:
             log.debug("dropping %d-byte datagram from %s:%d", len(data), *src)
             return []
-        if not steered and self.rank > 0 and self.children > 1:
-            owner = self._quick_owner(data)
-            if owner and owner != self.rank:
-                return [Outgoing(data, src, local, proto, owner)]
         try:
             msg = parse_message(data)
         except SipError as err:
@@ -193,7 +189,7 @@ class Router:
             log.info("dropping %s from %s:%d: %s", "request" if msg.is_request else "reply",
                      src[0], src[1], reason, extra={"callid": msg.header_value("call-id")})
             return []
-        if not steered and self.rank > 0:
+        if not steered and self.rank > 0 and self.children > 1:
             owner = self._owner(msg)
             if owner and owner != self.rank:
                 return [Outgoing(data, src, local, proto, owner)]
@@ -209,49 +205,10 @@ class Router:
                           src[0], src[1], msg.callid)
         return ctx.out
 
-    def _quick_owner(self, data: bytes) -> int:
-        """The owning worker found by a byte scan, before parsing (0: not sure).
-
-        Covers the usual shapes only (a reply whose first header is ``Via:``, a
-        request with a ``Call-ID:`` line); anything else is left to
-        :meth:`_owner` after the full parse, which gives the same answer.
-        """
-        first = data.find(b"\r\n")
-        if first < 0:
-            return 0
-        if data.startswith(b"SIP/2.0 "):
-            if self.reply_owner is None or not data.startswith(b"\r\nVia:", first):
-                return 0
-            end = data.find(b"\r\n", first + 6)
-            if end < 0 or data.startswith((b" ", b"\t"), end + 2):
-                return 0
-            line = data[first + 6:end]
-            comma = line.find(b",")
-            if comma >= 0:
-                line = line[:comma]
-            at = line.find(b";branch=z9hG4bKsr")
-            if at < 0:
-                return 0
-            dot = line.find(b".", at + 17)
-            digits = line[at + 17:dot]
-            if dot < 0 or not digits.isdigit():
-                return 0
-            return int(digits)
-        if not self.steer_requests:
-            return 0
-        head_end = data.find(b"\r\n\r\n", first)
-        at = data.find(b"\r\nCall-ID:", first, head_end + 2 if head_end >= 0 else len(data))
-        if at < 0:
-            return 0
-        end = data.find(b"\r\n", at + 10)
-        if end < 0 or data.startswith((b" ", b"\t"), end + 2):
-            return 0
-        return 1 + zlib.crc32(data[at + 10:end].strip(b" \t")) % self.children
-
     def _owner(self, msg: SipMessage) -> int:
         """The worker that must process ``msg`` (0: any, e.g. this one)."""
         if msg.is_request:
-            if self.steer_requests and self.children > 1:
+            if self.steer_requests:
                 return 1 + zlib.crc32(msg.callid.encode("latin-1")) % self.children
             return 0
         if self.reply_owner is not None:

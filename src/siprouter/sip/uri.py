@@ -120,12 +120,12 @@ def _parse_hostport(text: str, raw: str) -> tuple[str, str]:
 # Parsed URIs by text: the same R-URIs, From/To and Contact URIs come back in
 # every message of a call and across calls. Uri objects are never modified.
 _URI_CACHE: dict[str, Uri] = {}
+CACHE_SIZE = 8192
 
 
 def clear_uri_cache() -> None:
     """Empty the parsed-URI cache."""
     _URI_CACHE.clear()
-CACHE_SIZE = 8192
 
 
 def parse_uri(raw: str) -> Uri:

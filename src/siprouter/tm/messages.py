@@ -14,9 +14,9 @@ All text is ``str`` holding latin-1 decoded wire bytes.
 from __future__ import annotations
 
 import hashlib
-from binascii import crc_hqx
 
-from ..routing.forward import host_port, reply_head
+from ..routing.forward import host_port
+from ..routing.replies import reply_head, totag_sums
 from ..sip.headers import Via, canonical_name
 from ..sip.message import SipMessage
 
@@ -51,17 +51,6 @@ def split_branch(branch: str) -> tuple[str, int] | None:
 
 
 # ------------------------------------------------------------------ To-tags
-_REFLECT = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
-_REFLECT_LIST = list(_REFLECT)
-
-
-def _crc16(text: str) -> str:
-    """Kamailio's crcitt_string_array(): CRC-16/X-25, 4 hex digits low nibble first."""
-    crc = crc_hqx(text.encode("latin-1").translate(_REFLECT), 0xFFFF)
-    value = ((_REFLECT_LIST[crc & 0xFF] << 8) | _REFLECT_LIST[crc >> 8]) ^ 0xFFFF
-    return f"{value:04x}"[::-1]
-
-
 def tag_prefix(ip: str, port: int) -> str:
     """The constant part of tm's To-tag: MD5("SER-TM/tags" + first socket) and '-'."""
     text = "SER-TM/tags" + ip.strip() + str(port).strip()
@@ -71,8 +60,7 @@ def tag_prefix(ip: str, port: int) -> str:
 def local_totag(prefix: str, via: Via, callid: str) -> str:
     """The To-tag of a local reply to a request with this top Via and Call-ID
     (41 characters: the prefix and two CRCs, like sl's tag) [verified on 5.6.3]."""
-    return (prefix + _crc16(via.host + via.port_str + (via.branch or ""))
-            + _crc16(via.port_str + via.host + callid))
+    return prefix + totag_sums(via, callid)
 
 
 # ------------------------------------------------------------------ reason phrases
