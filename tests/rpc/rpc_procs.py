@@ -22,14 +22,15 @@ HOST = "127.0.0.1"
 class Router:
     """``siprouter run -f`` in its own session, stopped with SIGTERM."""
 
-    def __init__(self, cfg: Path, ctl: str, options: list[str] | None = None) -> None:
+    def __init__(self, cfg: Path, ctl: str, options: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.ctl = ctl
         self.log = cfg.with_suffix(".log")
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(siprouter_cmd() + ["run", "-f", str(cfg),
                                                             *(options or [])],
                                          stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,5 +1,8 @@
 """The control plane of a running ``siprouter run`` (2 workers), end to end.
 
+Both workers read the socket all the time (``SIPROUTER_OVERFLOW_QUEUE=0``), so
+statistics and runtime cfg changes are seen from both.
+
 Real processes and sockets: the router serves SIP on udp, the ctl socket on a
 unix path and on udp, JSON-RPC + /metrics over HTTP on its ``listen=tcp``
 socket (xhttp + jsonrpcs). Every method goes through ``siprouter ctl`` and over
@@ -78,7 +81,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     cfg = tmp / "control.cfg"
     cfg.write_text(CFG.format(host=HOST, sip=SIP, http=HTTP, ctl=ctl.removeprefix("unix:"),
                               udp_ctl=UDP_CTL, sink=SINK, dlist=dlist))
-    proc = Router(cfg, ctl)
+    # every worker reads all the time (Kamailio's model), so that both answer requests
+    proc = Router(cfg, ctl, env={**os.environ, "SIPROUTER_OVERFLOW_QUEUE": "0"})
     yield proc
     assert proc.stop() == 0, proc.output()
     assert not os.path.exists(ctl.removeprefix("unix:")), "the ctl socket file was left behind"

@@ -1,7 +1,8 @@
 """The worker loop: both serving modes, steering between workers, timers.
 
 Real UDP sockets and real forked worker processes (transport/worker.py,
-transport/supervisor.run_worker); the router is built from cfg text.
+transport/supervisor.run_worker); the router is built from cfg text. Worker 1
+reads the sockets, the others stand by until the receive queue grows.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 import signal
 import socket
 import time
-import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +18,9 @@ import pytest
 from siprouter.config.loader import build_router
 from siprouter.config.parser import parse_text
 from siprouter.routing.context import Outgoing
+from siprouter.routing.owners import CallOwners
 from siprouter.routing.router import Router
+from siprouter.transport import worker as worker_module
 from siprouter.transport.supervisor import run_worker
 from siprouter.transport.udp import bind_sockets
 from siprouter.transport.worker import SteeringChannels, decode_steered, encode_steered
@@ -97,22 +99,103 @@ def test_blocking_mode_answers_and_stops_on_sigterm(client: socket.socket) -> No
     assert time.monotonic() - started < 3
 
 
-def test_steering_hands_each_call_to_its_owner(client: socket.socket) -> None:
-    """With steer_requests, worker 1 + crc32(Call-ID) % 2 answers, whoever received it."""
+def reply_pid(reply: bytes) -> int:
+    return int(reply.split(b"\r\n", 1)[0].rsplit(b" ", 1)[1])
+
+
+def test_the_first_worker_takes_the_load_while_it_keeps_up(client: socket.socket) -> None:
+    """Worker 2 stands by: requests one at a time are all answered by worker 1."""
+    gen = start_workers(make_router(), 2)
+    pids = next(gen)
+    try:
+        answered = {reply_pid(ask(client, options(f"one-{i}"))) for i in range(30)}
+        assert answered == {pids[1]}
+    finally:
+        with pytest.raises(StopIteration):
+            next(gen)
+
+
+# a route that keeps a worker busy for a few milliseconds per request
+SLOW_ROUTE = ('request_route { $var(i) = 0; while ($var(i) < 2000) { $var(i) = $var(i) + 1; }'
+              ' sl_send_reply("200", "pid $pp"); exit; }')
+
+
+def test_a_standby_worker_leaves_the_shared_socket_blocking(client: socket.socket) -> None:
+    """O_NONBLOCK is shared by every process: the standby must not set it under worker 1."""
     router = make_router()
-    router.steer_requests = True
+    router.steer_requests = True           # worker 2 waits in epoll
     gen = start_workers(router, 2)
     pids = next(gen)
     try:
-        seen: dict[int, int] = {}
-        for i in range(40):
-            callid = f"steer-{i}"
-            reply = ask(client, options(callid))
-            pid = int(reply.split(b"\r\n", 1)[0].rsplit(b" ", 1)[1])
-            owner = 1 + zlib.crc32(callid.encode()) % 2
-            assert pid == pids[owner], (callid, pid, pids)
-            seen[owner] = seen.get(owner, 0) + 1
-        assert set(seen) == {1, 2}
+        # worker 1 answers, and its socket still blocks (it would spin otherwise)
+        assert reply_pid(ask(client, options("blocking-1"))) == pids[1]
+        flags = [int(line.split()[1], 8) for line in
+                 open(f"/proc/{pids[1]}/fdinfo/{find_udp_fd(pids[1], PORT)}")
+                 if line.startswith("flags:")]
+        assert flags and not flags[0] & os.O_NONBLOCK
+    finally:
+        with pytest.raises(StopIteration):
+            next(gen)
+
+
+def find_udp_fd(pid: int, port: int) -> int:
+    """The descriptor of ``pid``'s UDP socket bound to ``port``."""
+    inodes = set()
+    with open("/proc/net/udp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                inodes.add(fields[9])
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return int(fd)
+    raise AssertionError(f"no UDP socket on port {port} in process {pid}")
+
+
+def test_standby_workers_join_in_when_the_queue_grows(
+        client: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst worker 1 cannot keep up with is shared: both workers answer, none is lost."""
+    monkeypatch.setattr(worker_module, "OVERFLOW_HIGH", 32 * 1024)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    gen = start_workers(make_router(SLOW_ROUTE), 2)
+    pids = next(gen)
+    try:
+        count = 300
+        for i in range(count):
+            client.sendto(options(f"burst-{i}"), ("127.0.0.1", PORT))
+        answered: dict[int, int] = {}
+        for _ in range(count):
+            pid = reply_pid(client.recvfrom(65535)[0])
+            answered[pid] = answered.get(pid, 0) + 1
+        assert set(answered) == {pids[1], pids[2]}, answered
+        assert sum(answered.values()) == count
+        # and once the burst is over, worker 2 stands by again
+        time.sleep(0.5)
+        assert {reply_pid(ask(client, options(f"after-{i}"))) for i in range(10)} == {pids[1]}
+    finally:
+        with pytest.raises(StopIteration):
+            next(gen)
+
+
+def test_requests_go_to_the_worker_holding_their_call(client: socket.socket) -> None:
+    """With steer_requests, a call held by worker 2 is handed to it by worker 1."""
+    router = make_router()
+    router.steer_requests = True
+    router.call_owners = owners = CallOwners.shared(buckets=1 << 12)
+    now = time.monotonic()
+    held = [f"held-{i}" for i in range(10)]
+    for callid in held:
+        owners.assign(callid, 2, now)
+    gen = start_workers(router, 2)
+    pids = next(gen)
+    try:
+        for callid in held:
+            assert reply_pid(ask(client, options(callid))) == pids[2], callid
+        fresh = [f"fresh-{i}" for i in range(10) if owners.holder(f"fresh-{i}", now) == 0]
+        for callid in fresh:
+            assert reply_pid(ask(client, options(callid))) == pids[1], callid
+            assert owners.holder(callid, time.monotonic()) == 1
     finally:
         with pytest.raises(StopIteration):
             next(gen)

@@ -235,8 +235,11 @@ class TmModule(Module):
                                       tag_prefix=messages.tag_prefix(ip, port), hooks=self)
         self.router.reply_hooks.append(self.on_reply)
         self.router.reply_owner = TransactionTable.reply_owner
-        # the router steers requests by Call-ID when it has several workers
+        # with several workers the router keeps a call's requests in one of them,
+        # for longer than any of its transactions can live
         self.router.steer_requests = True
+        self.router.call_lease = (max(p["max_inv_lifetime"], p["max_noninv_lifetime"])
+                                  + p["wt_timer"]) / 1000 + 5
 
     def child_init(self, rank: int) -> None:
         # each process numbers its transactions from its own random start, so

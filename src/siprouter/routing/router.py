@@ -9,7 +9,6 @@ route, or for a reply the reply route and the stateless relay.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +17,7 @@ from ..sip.errors import SipError
 from ..sip.message import SipMessage, parse_message
 from .context import Address, Context, Outgoing, RouteReturn, ScriptExit
 from .forward import forward_reply
+from .owners import DEFAULT_LEASE, CallOwners
 from .settings import CoreSettings
 
 if TYPE_CHECKING:
@@ -115,9 +115,11 @@ class Router:
         self.children = 1
         # deadline sources served by the worker loop (modules add them in child_init)
         self.timers: list[TimerSource] = []
-        # tm: hand every request to worker 1 + crc32(Call-ID) % children, so that all
-        # requests of a transaction (retransmissions, ACK, CANCEL) meet in one process
+        # tm: keep all requests of a call (retransmissions, ACK, CANCEL) in the worker
+        # that received its first one (see owners.py); the supervisor shares the table
         self.steer_requests = False
+        self.call_owners: CallOwners | None = None
+        self.call_lease = DEFAULT_LEASE   # seconds; tm sets it from its lifetimes
         # tm: the rank owning the transaction of a reply (from our Via branch), or None
         self.reply_owner: Callable[[SipMessage], int | None] | None = None
         self._myself: set[tuple[str, int]] = set()
@@ -189,9 +191,9 @@ class Router:
             log.info("dropping %s from %s:%d: %s", "request" if msg.is_request else "reply",
                      src[0], src[1], reason, extra={"callid": msg.header_value("call-id")})
             return []
-        if not steered and self.rank > 0 and self.children > 1:
-            owner = self._owner(msg)
-            if owner and owner != self.rank:
+        if self.rank > 0 and self.children > 1:
+            owner = self._owner(msg, now)   # (renews this worker's lease on the call)
+            if owner and owner != self.rank and not steered:
                 return [Outgoing(data, src, local, proto, owner)]
         ctx = Context(self, msg, src, local, proto, now,
                       "request" if msg.is_request else "reply")
@@ -205,11 +207,14 @@ class Router:
                           src[0], src[1], msg.callid)
         return ctx.out
 
-    def _owner(self, msg: SipMessage) -> int:
+    def _owner(self, msg: SipMessage, now: float) -> int:
         """The worker that must process ``msg`` (0: any, e.g. this one)."""
         if msg.is_request:
             if self.steer_requests:
-                return 1 + zlib.crc32(msg.callid.encode("latin-1")) % self.children
+                owners = self.call_owners
+                if owners is None:   # one process (tests): a private table
+                    owners = self.call_owners = CallOwners(bytearray(8 << 16), self.call_lease)
+                return owners.owner(msg.callid, self.rank, now)
             return 0
         if self.reply_owner is not None:
             return self.reply_owner(msg) or 0

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..routing.context import Address
+from ..routing.owners import CallOwners
 from ..routing.router import Router
 from .udp import bind_sockets
 from .worker import SteeringChannels, Worker
@@ -34,7 +35,7 @@ def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket],
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    worker = Worker(router, sockets, steering)
+    worker = Worker(router, sockets, steering, standby=rank > 1)
     for hook in WORKER_SETUP:
         hook(worker)
 
@@ -70,6 +71,8 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
         return 3
     router.children = children
     steering = SteeringChannels(children) if children > 1 else None
+    if steering is not None and router.steer_requests:
+        router.call_owners = CallOwners.shared(lease=router.call_lease)
 
     def spawn(rank: int) -> None:
         pid = os.fork()

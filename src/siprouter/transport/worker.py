@@ -12,6 +12,15 @@ the same sockets (Kamailio's model) and feed each datagram to the sans-IO
   datagram wakes one worker) on the UDP sockets and its own steering channel,
   with the earliest timer deadline as timeout.
 
+Several workers: worker 1 reads the sockets all the time; the others stand by
+(their steering channel and timers only) and check every ``OVERFLOW_CHECK``
+seconds how many bytes wait in the socket's receive queue. Above
+``OVERFLOW_HIGH`` (environment: ``SIPROUTER_OVERFLOW_QUEUE``, bytes; 0 = every
+worker reads all the time, Kamailio's model) they join in, and they stand by
+again once the queue has emptied. One process takes the whole load while it keeps up, which costs less
+CPU per message than several processes sharing the wake-ups and cold caches
+(docs/performance.md measures it); under overload every worker reads.
+
 Steering: with tm and several workers, a message whose transaction lives in
 another worker comes back from ``handle()`` as an ``Outgoing`` with ``steer``
 set; it is passed, with its addresses, over that worker's unix datagram
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import select
 import socket
 import struct
@@ -37,6 +47,10 @@ log = logging.getLogger("siprouter.udp")
 MAX_DATAGRAM = 65535
 HOUSEKEEPING_INTERVAL = 0.2     # seconds between housekeeping runs (stats, cfg)
 MAX_BATCH = 64                  # datagrams read per socket per wake-up
+OVERFLOW_CHECK = 0.01           # seconds between a standby worker's queue checks
+OVERFLOW_HOLD = 0.2             # seconds a worker that joined in reads before re-checking
+OVERFLOW_HIGH = 256 * 1024      # queued bytes (kernel accounting) that call standbys in
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)   # Linux; first field: receive queue bytes
 
 
 class SteeringChannels:
@@ -103,8 +117,11 @@ class Worker:
     housekeeping: list[Callable[[float], None]] = field(default_factory=list)
     # called before each received datagram is handled (runtime cfg sync)
     before_message: Callable[[], None] | None = None
+    # a worker other than the first: reads the sockets only when their queue grows
+    standby: bool = False
     stopping: bool = False
     _next_housekeeping: float = 0.0
+    _overflow_high: int = OVERFLOW_HIGH
 
     # ------------------------------------------------------------ sending
     def send(self, out: list[Outgoing], default: socket.socket) -> None:
@@ -131,8 +148,14 @@ class Worker:
     def serve(self) -> None:
         """Serve until :attr:`stopping` is set (by a signal handler)."""
         router = self.router
-        if len(self.sockets) == 1 and not router.timers and not router.steer_requests \
-                and router.reply_owner is None:
+        self._overflow_high = overflow_threshold()
+        if self.standby and self._overflow_high <= 0:
+            self.standby = False
+        if self.standby and queued_bytes(next(iter(self.sockets.values()))) is None:
+            log.warning("cannot read the receive queue's size: every worker reads the sockets")
+            self.standby = False
+        if not self.standby and len(self.sockets) == 1 and not router.timers \
+                and not router.steer_requests and router.reply_owner is None:
             self._serve_blocking()
         else:
             self._serve_events()
@@ -171,10 +194,15 @@ class Worker:
         poller = select.epoll()
         by_fd: dict[int, tuple[Address, socket.socket]] = {}
         exclusive = getattr(select, "EPOLLEXCLUSIVE", 0)
+        # the sockets are shared with workers that may block on them (their
+        # O_NONBLOCK flag is common to all processes): never block per call instead
         for local, sock in self.sockets.items():
-            sock.setblocking(False)
-            poller.register(sock.fileno(), select.EPOLLIN | exclusive)
             by_fd[sock.fileno()] = (local, sock)
+        reading = not self.standby
+        if reading:
+            for fd in by_fd:
+                poller.register(fd, select.EPOLLIN | exclusive)
+        next_check = 0.0
         default_sock = next(iter(self.sockets.values()))
         steer_reader = self.steering.reader(router.rank) if self.steering else None
         steer_fd = -1
@@ -191,6 +219,20 @@ class Worker:
                     deadline = timer.next_deadline()
                     if deadline is not None and deadline - now < timeout:
                         timeout = deadline - now
+                if self.standby:
+                    if now >= next_check:
+                        joined = self._overflowing(reading)
+                        if joined != reading:
+                            for fd in by_fd:
+                                if joined:
+                                    poller.register(fd, select.EPOLLIN | exclusive)
+                                else:
+                                    poller.unregister(fd)
+                            log.debug("worker %d %s", router.rank,
+                                      "joins in" if joined else "stands by")
+                            reading = joined
+                        next_check = now + (OVERFLOW_HOLD if reading else OVERFLOW_CHECK)
+                    timeout = min(timeout, next_check - now)
                 try:
                     events = poller.poll(max(timeout, 0.0))
                 except InterruptedError:
@@ -202,7 +244,7 @@ class Worker:
                     local, sock = by_fd[fd]
                     for _ in range(MAX_BATCH):
                         try:
-                            data, addr = sock.recvfrom(MAX_DATAGRAM)
+                            data, addr = sock.recvfrom(MAX_DATAGRAM, socket.MSG_DONTWAIT)
                         except (BlockingIOError, InterruptedError):
                             break
                         except OSError as err:
@@ -230,6 +272,13 @@ class Worker:
         finally:
             poller.close()
 
+    def _overflowing(self, reading: bool) -> bool:
+        """Should this standby worker read the sockets (now)?"""
+        queued = max(queued_bytes(sock) or 0 for sock in self.sockets.values())
+        if reading:
+            return queued > 0
+        return queued >= self._overflow_high
+
     def _drain_steered(self, reader: socket.socket, default_sock: socket.socket) -> None:
         handle = self.router.handle
         for _ in range(MAX_BATCH):
@@ -248,3 +297,27 @@ class Worker:
             if out:
                 sock = self.sockets.get(local, default_sock)
                 self.send(out, sock)
+
+
+def overflow_threshold() -> int:
+    """The queued bytes that call standby workers in (``SIPROUTER_OVERFLOW_QUEUE``)."""
+    text = os.environ.get("SIPROUTER_OVERFLOW_QUEUE", "").strip()
+    if not text:
+        return OVERFLOW_HIGH
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        log.warning("SIPROUTER_OVERFLOW_QUEUE=%r is not a number of bytes; using %d",
+                    text, OVERFLOW_HIGH)
+        return OVERFLOW_HIGH
+
+
+_MEMINFO = struct.Struct("I")
+
+
+def queued_bytes(sock: socket.socket) -> int | None:
+    """Bytes in the socket's receive queue, as the kernel accounts them (None: unknown)."""
+    try:
+        return int(_MEMINFO.unpack_from(sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))[0])
+    except OSError:
+        return None
