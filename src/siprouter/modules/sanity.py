@@ -472,6 +472,8 @@ class SanityModule(Module):
         if "from" not in keys or "to" not in keys or "call-id" not in keys \
                 or "cseq" not in keys:
             return MARK_NOREPLY
+        if len(keys) == len(set(keys)):      # no header twice: nothing more to check
+            return None
         if not full_parse_ok(msg):
             return BAD_HEADERS
         for key in _REQUIRED:

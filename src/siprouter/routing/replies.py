@@ -32,9 +32,13 @@ def crc16_x25(data: str) -> int:
     return reflected ^ 0xFFFF
 
 
+# each byte's two hex digits, low digit first (a table: formatting costs more)
+_REVERSED_HEX = [f"{b:02x}"[::-1] for b in range(256)]
+
+
 def nibbles_lsb_first(value: int) -> str:
     """Kamailio's crcitt_string_array output: the 4 hex digits, least significant first."""
-    return f"{value:04x}"[::-1]
+    return _REVERSED_HEX[value & 0xFF] + _REVERSED_HEX[(value >> 8) & 0xFF]
 
 
 def totag_sums(via: Via, callid: str) -> str:
@@ -81,7 +85,8 @@ def reply_head(msg: SipMessage, code: int, reason: str, src: Address, force_rpor
     180-299. The caller appends its own headers and Content-Length.
     """
     text = msg.text
-    parts = [f"{msg.version} {code:03d} {reason}\r\n"]
+    status = str(code) if code >= 100 else f"{code:03d}"
+    parts = [msg.version + " " + status + " " + reason + "\r\n"]
     wanted = _COPIED_WITH_RR if 180 <= code <= 299 else _COPIED
     top_via_done = False
     header_at = msg.header_at
