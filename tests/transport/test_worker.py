@@ -170,8 +170,8 @@ def test_standby_workers_join_in_when_the_queue_grows(
             answered[pid] = answered.get(pid, 0) + 1
         assert set(answered) == {pids[1], pids[2]}, answered
         assert sum(answered.values()) == count
-        # and once the burst is over, worker 2 stands by again
-        time.sleep(0.5)
+        # and once the burst is over, worker 2 stands by again (within two checks)
+        time.sleep(2 * worker_module.OVERFLOW_HOLD + 0.2)
         assert {reply_pid(ask(client, options(f"after-{i}"))) for i in range(10)} == {pids[1]}
     finally:
         with pytest.raises(StopIteration):

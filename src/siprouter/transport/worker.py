@@ -17,7 +17,8 @@ Several workers: worker 1 reads the sockets all the time; the others stand by
 seconds how many bytes wait in the socket's receive queue. Above
 ``OVERFLOW_HIGH`` (environment: ``SIPROUTER_OVERFLOW_QUEUE``, bytes; 0 = every
 worker reads all the time, Kamailio's model) they join in, and they stand by
-again once the queue has emptied. One process takes the whole load while it keeps up, which costs less
+again when they were busy for less than ``OVERFLOW_LEAVE`` of the last
+``OVERFLOW_HOLD`` seconds (the load fits in one worker again). One process takes the whole load while it keeps up, which costs less
 CPU per message than several processes sharing the wake-ups and cold caches
 (docs/performance.md measures it); under overload every worker reads.
 
@@ -48,7 +49,8 @@ MAX_DATAGRAM = 65535
 HOUSEKEEPING_INTERVAL = 0.2     # seconds between housekeeping runs (stats, cfg)
 MAX_BATCH = 64                  # datagrams read per socket per wake-up
 OVERFLOW_CHECK = 0.01           # seconds between a standby worker's queue checks
-OVERFLOW_HOLD = 0.2             # seconds a worker that joined in reads before re-checking
+OVERFLOW_HOLD = 0.5             # seconds a worker that joined in reads before re-checking
+OVERFLOW_LEAVE = 0.3            # ... and it stands by again when it was busier than that
 OVERFLOW_HIGH = 256 * 1024      # queued bytes (kernel accounting) that call standbys in
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)   # Linux; first field: receive queue bytes
 
@@ -202,7 +204,7 @@ class Worker:
         if reading:
             for fd in by_fd:
                 poller.register(fd, select.EPOLLIN | exclusive)
-        next_check = 0.0
+        next_check = joined_at = busy = 0.0
         default_sock = next(iter(self.sockets.values()))
         steer_reader = self.steering.reader(router.rank) if self.steering else None
         steer_fd = -1
@@ -221,7 +223,9 @@ class Worker:
                         timeout = deadline - now
                 if self.standby:
                     if now >= next_check:
-                        joined = self._overflowing(reading)
+                        share = busy / (now - joined_at) if reading and now > joined_at else 0.0
+                        joined = self._overflowing(reading, share)
+                        joined_at, busy = now, 0.0
                         if joined != reading:
                             for fd in by_fd:
                                 if joined:
@@ -237,6 +241,7 @@ class Worker:
                     events = poller.poll(max(timeout, 0.0))
                 except InterruptedError:
                     continue
+                started = monotonic()
                 for fd, _mask in events:
                     if fd == steer_fd and steer_reader is not None:
                         self._drain_steered(steer_reader, default_sock)
@@ -269,15 +274,22 @@ class Worker:
                             self.send(out, default_sock)
                 if now >= self._next_housekeeping:
                     self.run_housekeeping(now)
+                busy += monotonic() - started
         finally:
             poller.close()
 
-    def _overflowing(self, reading: bool) -> bool:
-        """Should this standby worker read the sockets (now)?"""
+    def _overflowing(self, reading: bool, busy_share: float) -> bool:
+        """Should this standby worker read the sockets (now)?
+
+        It joins in when the queue is over the threshold, and stands by again
+        once it is under it and this worker was busy for less than
+        ``OVERFLOW_LEAVE`` of the time since the last check (the load then
+        fits in one worker again).
+        """
         queued = max(queued_bytes(sock) or 0 for sock in self.sockets.values())
-        if reading:
-            return queued > 0
-        return queued >= self._overflow_high
+        if queued >= self._overflow_high:
+            return True
+        return reading and busy_share >= OVERFLOW_LEAVE
 
     def _drain_steered(self, reader: socket.socket, default_sock: socket.socket) -> None:
         handle = self.router.handle
