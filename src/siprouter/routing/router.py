@@ -77,7 +77,8 @@ def _drop_check(msg: SipMessage) -> str | None:
             return f"missing {key} header"
     if "via" not in keys:
         return "missing Via header"
-    if len(keys) != len(set(keys)):
+    repeated = len(keys) - len(set(keys))
+    if repeated and repeated != keys.count("via") - 1:   # more than several Via lines
         for key in _SINGLE_HEADERS:
             if keys.count(key) > 1:
                 return f"duplicate {key} header"

@@ -147,8 +147,9 @@ def _end_of_quoted(text: str, start: int) -> int:
 def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
     """Value of parameter ``name`` (case-insensitive); '' for a flag, None if absent."""
     name = name.lower()
+    size = len(name)
     for key, value in params:
-        if key.lower() == name:
+        if len(key) == size and (key == name or key.lower() == name):
             return "" if value is None else value
     return None
 
@@ -226,22 +227,27 @@ class Via:
 
     def _init_fast(self, match: re.Match[str]) -> bool:
         """Fill the fields from a canonical ``SIP/2.0/UDP host[:port][;params]`` match."""
-        port = match.group(3) or ""
-        if port and int(port) > 65535:
+        transport, host, port, ptext = match.groups()
+        number = int(port) if port else None
+        if number is not None and number > 65535:
             return False
-        ptext = match.group(4)
-        params = _parse_plain_params(ptext) if ptext else []
-        for i, (name, value) in enumerate(params):
-            if value is not None and name.lower() == "rport":
-                params[i] = (name, _rport_value(value))
+        # the pattern admits no blanks, quotes or '=' in values and no empty names
+        params: list[tuple[str, str | None]] = []
+        if ptext:
+            for item in ptext[1:].split(";"):
+                name, eq, value = item.partition("=")
+                if eq and len(name) == 5 and name.lower() == "rport":
+                    params.append((name, _rport_value(value)))
+                else:
+                    params.append((name, value if eq else None))
         self.protocol = "SIP"
         self.version = "2.0"
-        self.transport = match.group(1)
-        self.host = match.group(2)
-        self.port_str = port
-        self.port = int(port) if port else None
+        self.transport = transport
+        self.host = host
+        self.port_str = port or ""
+        self.port = number
         self.params = params
-        self.params_offset = self.hostport_end = match.start(4)
+        self.params_offset = self.hostport_end = len(self.raw) - len(ptext)
         return True
 
     def param(self, name: str) -> str | None:
@@ -294,9 +300,8 @@ class NameAddr:
         text = raw.strip()
         fast = _NAME_ADDR_FAST.match(text)
         if fast is not None:
-            self.display = fast.group(1).strip(" \t")
-            self.uri_text = fast.group(2)
-            ptext = fast.group(3)
+            display, self.uri_text, ptext = fast.groups()
+            self.display = display.strip(" \t")
             self.params = _parse_plain_params(ptext) if ptext else []
             self._uri: Uri | None = None
             return

@@ -139,7 +139,7 @@ class SipMessage:
     __slots__ = ("text", "is_request", "method", "ruri", "version", "status", "reason",
                  "first_line_end", "ruri_start", "keys", "_hdrs", "_lines", "_starts",
                  "body_start", "complete", "edits", "_via1", "_uri", "_seq", "_index",
-                 "_from", "_to", "_cseq")
+                 "_from", "_to", "_cseq", "_callid")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -167,6 +167,7 @@ class SipMessage:
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._cseq: CSeq | None = None
+        self._callid: str | None = None
 
     # ----------------------------------------------------------------- headers
     def header_at(self, i: int) -> Header:
@@ -315,8 +316,11 @@ class SipMessage:
 
     @property
     def callid(self) -> str:
-        value = self.header_value("call-id")
-        return "" if value is None else value
+        value = self._callid
+        if value is None:
+            found = self.header_value("call-id")
+            value = self._callid = "" if found is None else found
+        return value
 
     @property
     def cseq(self) -> CSeq:
