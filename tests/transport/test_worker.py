@@ -23,7 +23,7 @@ from siprouter.routing.router import Router
 from siprouter.transport import worker as worker_module
 from siprouter.transport.supervisor import run_worker
 from siprouter.transport.udp import bind_sockets
-from siprouter.transport.worker import SteeringChannels, decode_steered, encode_steered
+from siprouter.transport.worker import Heartbeat, SteeringChannels, decode_steered, encode_steered
 
 PORT = 58710
 # every request is answered with the pid of the worker that ran the script
@@ -47,17 +47,23 @@ def start_workers(router: Router, children: int) -> Iterator[dict[int, int]]:
     sockets = bind_sockets(router)
     router.children = children
     steering = SteeringChannels(children) if children > 1 else None
+    heartbeat = Heartbeat() if children > 1 else None
+    started = time.monotonic()
     pids: dict[int, int] = {}
     for rank in range(1, children + 1):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
-                run_worker(router, rank, sockets, steering)
+                run_worker(router, rank, sockets, steering, heartbeat)
             finally:
                 os._exit(0)
         pids[rank] = pid
     for sock in sockets.values():
         sock.close()
+    if heartbeat is not None:      # until worker 1 serves (standbys would step in)
+        deadline = time.monotonic() + 10
+        while heartbeat.get() < started and time.monotonic() < deadline:
+            time.sleep(0.01)
     try:
         yield pids
     finally:
@@ -173,6 +179,39 @@ def test_standby_workers_join_in_when_the_queue_grows(
         # and once the burst is over, worker 2 stands by again (within two checks)
         time.sleep(2 * worker_module.OVERFLOW_HOLD + 0.2)
         assert {reply_pid(ask(client, options(f"after-{i}"))) for i in range(10)} == {pids[1]}
+    finally:
+        with pytest.raises(StopIteration):
+            next(gen)
+
+
+# a request for "stall" keeps the worker busy for seconds (no while-loop limit)
+STALL_ROUTE = ('request_route { if ($rU == "stall") { $var(i) = 0;'
+               ' while ($var(i) < 3000000) { $var(i) = $var(i) + 1; } }'
+               ' sl_send_reply("200", "pid $pp"); exit; }')
+
+
+def stall_request(port: int = PORT) -> bytes:
+    return options("stall-1").replace(f"OPTIONS sip:127.0.0.1:{port}".encode(),
+                                      f"OPTIONS sip:stall@127.0.0.1:{port}".encode())
+
+
+def test_a_standby_worker_takes_over_when_worker_1_is_stuck(client: socket.socket) -> None:
+    """Worker 1 busy with one message for seconds: worker 2 answers the next ones."""
+    router = build_router(parse_text(
+        f'listen=udp:127.0.0.1:{PORT}\nauto_aliases=no\nmax_while_loops=0\n'
+        f'loadmodule "sl.so"\nloadmodule "pv.so"\n{STALL_ROUTE}\n'))
+    gen = start_workers(router, 2)
+    pids = next(gen)
+    try:
+        assert reply_pid(ask(client, options("before"))) == pids[1]
+        client.sendto(stall_request(), ("127.0.0.1", PORT))
+        time.sleep(0.05)              # worker 1 has taken it
+        # answered by worker 2 while worker 1 is still in the loop (it would
+        # answer with its own pid otherwise, after the loop)
+        assert reply_pid(ask(client, options("during"))) == pids[2]
+        # the stuck request is answered in the end, by worker 1
+        late = [reply_pid(client.recvfrom(65535)[0]) for _ in range(1)]
+        assert late == [pids[1]]
     finally:
         with pytest.raises(StopIteration):
             next(gen)

@@ -19,13 +19,14 @@ from ..routing.context import Address
 from ..routing.owners import CallOwners
 from ..routing.router import Router
 from .udp import bind_sockets
-from .worker import SteeringChannels, Worker
+from .worker import Heartbeat, SteeringChannels, Worker
 
 log = logging.getLogger("siprouter.main")
 
 
 def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket],
-               steering: SteeringChannels | None = None) -> None:
+               steering: SteeringChannels | None = None,
+               heartbeat: Heartbeat | None = None) -> None:
     """Body of one worker process: serve until SIGTERM/SIGINT."""
     router.rank = rank
     for module in router.modules.values():
@@ -35,7 +36,7 @@ def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket],
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    worker = Worker(router, sockets, steering, standby=rank > 1)
+    worker = Worker(router, sockets, steering, standby=rank > 1, heartbeat=heartbeat)
     for hook in WORKER_SETUP:
         hook(worker)
 
@@ -71,6 +72,7 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
         return 3
     router.children = children
     steering = SteeringChannels(children) if children > 1 else None
+    heartbeat = Heartbeat() if children > 1 else None
     if steering is not None and router.steer_requests:
         router.call_owners = CallOwners.shared(lease=router.call_lease)
 
@@ -81,7 +83,7 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 if rank > 0:
-                    run_worker(router, rank, sockets, steering)
+                    run_worker(router, rank, sockets, steering, heartbeat)
                 else:
                     router.rank = rank
                     extra[-rank - 1][1](router)

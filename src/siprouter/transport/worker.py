@@ -18,7 +18,10 @@ seconds how many bytes wait in the socket's receive queue. Above
 ``OVERFLOW_HIGH`` (environment: ``SIPROUTER_OVERFLOW_QUEUE``, bytes; 0 = every
 worker reads all the time, Kamailio's model) they join in, and they stand by
 again when they were busy for less than ``OVERFLOW_LEAVE`` of the last
-``OVERFLOW_HOLD`` seconds (the load fits in one worker again). One process takes the whole load while it keeps up, which costs less
+``OVERFLOW_HOLD`` seconds (the load fits in one worker again). They also join
+in when datagrams wait and worker 1 has not gone round its loop for
+``STALL_AFTER`` seconds (a :class:`Heartbeat` in shared memory): a worker stuck
+in one message, or being restarted, does not hold the traffic up. One process takes the whole load while it keeps up, which costs less
 CPU per message than several processes sharing the wake-ups and cold caches
 (docs/performance.md measures it); under overload every worker reads.
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
 import select
 import socket
@@ -52,6 +56,8 @@ OVERFLOW_CHECK = 0.01           # seconds between a standby worker's queue check
 OVERFLOW_HOLD = 0.5             # seconds a worker that joined in reads before re-checking
 OVERFLOW_LEAVE = 0.3            # ... and it stands by again when it was busier than that
 OVERFLOW_HIGH = 256 * 1024      # queued bytes (kernel accounting) that call standbys in
+STALL_AFTER = 0.05              # seconds without a heartbeat of worker 1 that call standbys in
+BEAT_INTERVAL = 0.01            # worker 1 writes its heartbeat at most this often
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)   # Linux; first field: receive queue bytes
 
 
@@ -108,6 +114,24 @@ def decode_steered(packet: bytes) -> tuple[bytes, Address, Address, str]:
     return packet[2 + size:], (src_ip, int(src_port)), (local_ip, int(local_port)), proto
 
 
+class Heartbeat:
+    """When worker 1 last went round its receive loop (shared memory, made before the fork)."""
+
+    def __init__(self) -> None:
+        self.buf = mmap.mmap(-1, 8)
+        self.set(time.monotonic())
+
+    def get(self) -> float:
+        value: float = _DOUBLE.unpack_from(self.buf)[0]
+        return value
+
+    def set(self, now: float) -> None:
+        _DOUBLE.pack_into(self.buf, 0, now)
+
+
+_DOUBLE = struct.Struct("d")
+
+
 @dataclass
 class Worker:
     """The I/O state of one worker: its sockets, steering channels and hooks."""
@@ -121,9 +145,13 @@ class Worker:
     before_message: Callable[[], None] | None = None
     # a worker other than the first: reads the sockets only when their queue grows
     standby: bool = False
+    # worker 1 writes it, the standbys read it (None: one worker, or tests)
+    heartbeat: Heartbeat | None = None
     stopping: bool = False
     _next_housekeeping: float = 0.0
     _overflow_high: int = OVERFLOW_HIGH
+    _last_beat: float = 0.0
+    _stall_seen: bool = False
 
     # ------------------------------------------------------------ sending
     def send(self, out: list[Outgoing], default: socket.socket) -> None:
@@ -137,6 +165,12 @@ class Worker:
                 sender.sendto(item.data, item.dst)
             except OSError as err:
                 log.error("sendto %s:%d failed: %s", item.dst[0], item.dst[1], err)
+
+    def beat(self, now: float) -> None:
+        """Worker 1: say it is alive (at most every BEAT_INTERVAL)."""
+        if self.heartbeat is not None and now - self._last_beat >= BEAT_INTERVAL:
+            self._last_beat = now
+            self.heartbeat.set(now)
 
     def run_housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
@@ -156,6 +190,8 @@ class Worker:
         if self.standby and queued_bytes(next(iter(self.sockets.values()))) is None:
             log.warning("cannot read the receive queue's size: every worker reads the sockets")
             self.standby = False
+        if not self.standby:
+            self.beat(time.monotonic())      # serving from now on
         if not self.standby and len(self.sockets) == 1 and not router.timers \
                 and not router.steer_requests and router.reply_owner is None:
             self._serve_blocking()
@@ -175,7 +211,9 @@ class Worker:
             try:
                 data, addr = recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
-                self.run_housekeeping(monotonic())
+                now = monotonic()
+                self.beat(now)
+                self.run_housekeeping(now)
                 continue
             except OSError as err:
                 if self.stopping:
@@ -183,6 +221,8 @@ class Worker:
                 log.error("recvfrom failed: %s", err)
                 continue
             now = monotonic()
+            if now - self._last_beat >= BEAT_INTERVAL:
+                self.beat(now)
             if self.before_message is not None:
                 self.before_message()
             out = handle(data, (addr[0], addr[1]), local, now)
@@ -224,7 +264,7 @@ class Worker:
                 if self.standby:
                     if now >= next_check:
                         share = busy / (now - joined_at) if reading and now > joined_at else 0.0
-                        joined = self._overflowing(reading, share)
+                        joined = self._overflowing(reading, share, now)
                         joined_at, busy = now, 0.0
                         if joined != reading:
                             for fd in by_fd:
@@ -242,6 +282,8 @@ class Worker:
                 except InterruptedError:
                     continue
                 started = monotonic()
+                if not self.standby:
+                    self.beat(started)
                 for fd, _mask in events:
                     if fd == steer_fd and steer_reader is not None:
                         self._drain_steered(steer_reader, default_sock)
@@ -278,17 +320,23 @@ class Worker:
         finally:
             poller.close()
 
-    def _overflowing(self, reading: bool, busy_share: float) -> bool:
+    def _overflowing(self, reading: bool, busy_share: float, now: float) -> bool:
         """Should this standby worker read the sockets (now)?
 
-        It joins in when the queue is over the threshold, and stands by again
-        once it is under it and this worker was busy for less than
-        ``OVERFLOW_LEAVE`` of the time since the last check (the load then
-        fits in one worker again).
+        It joins in when the queue is over the threshold, or when datagrams
+        wait at two checks in a row while worker 1's heartbeat is older than
+        ``STALL_AFTER``; it stands by again once neither holds and it was busy
+        for less than ``OVERFLOW_LEAVE`` of the time since the last check (the
+        load then fits in one worker again).
         """
         queued = max(queued_bytes(sock) or 0 for sock in self.sockets.values())
         if queued >= self._overflow_high:
             return True
+        stalled = queued > 0 and self.heartbeat is not None \
+            and now - self.heartbeat.get() > STALL_AFTER
+        if stalled and self._stall_seen:
+            return True
+        self._stall_seen = stalled
         return reading and busy_share >= OVERFLOW_LEAVE
 
     def _drain_steered(self, reader: socket.socket, default_sock: socket.socket) -> None:
