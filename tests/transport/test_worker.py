@@ -186,7 +186,7 @@ def test_standby_workers_join_in_when_the_queue_grows(
 
 # a request for "stall" keeps the worker busy for seconds (no while-loop limit)
 STALL_ROUTE = ('request_route { if ($rU == "stall") { $var(i) = 0;'
-               ' while ($var(i) < 3000000) { $var(i) = $var(i) + 1; } }'
+               ' while ($var(i) < 4000000) { $var(i) = $var(i) + 1; } }'
                ' sl_send_reply("200", "pid $pp"); exit; }')
 
 
@@ -210,8 +210,8 @@ def test_a_standby_worker_takes_over_when_worker_1_is_stuck(client: socket.socke
         # answer with its own pid otherwise, after the loop)
         assert reply_pid(ask(client, options("during"))) == pids[2]
         # the stuck request is answered in the end, by worker 1
-        late = [reply_pid(client.recvfrom(65535)[0]) for _ in range(1)]
-        assert late == [pids[1]]
+        client.settimeout(30)
+        assert reply_pid(client.recvfrom(65535)[0]) == pids[1]
     finally:
         with pytest.raises(StopIteration):
             next(gen)

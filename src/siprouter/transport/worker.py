@@ -56,7 +56,9 @@ OVERFLOW_CHECK = 0.01           # seconds between a standby worker's queue check
 OVERFLOW_HOLD = 0.5             # seconds a worker that joined in reads before re-checking
 OVERFLOW_LEAVE = 0.4            # ... and it stands by again when it was less busy than that
 OVERFLOW_HIGH = 256 * 1024      # queued bytes (kernel accounting) that call standbys in
-STALL_AFTER = 0.2               # seconds without a heartbeat of worker 1 that call standbys in
+# seconds without a heartbeat of worker 1 that call standbys in; well above the idle
+# worker's beat period (HOUSEKEEPING_INTERVAL) and scheduling pauses under load
+STALL_AFTER = 0.5
 BEAT_INTERVAL = 0.01            # worker 1 writes its heartbeat at most this often
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)   # Linux; first field: receive queue bytes
 
