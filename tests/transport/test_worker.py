@@ -121,7 +121,7 @@ def test_the_first_worker_takes_the_load_while_it_keeps_up(client: socket.socket
             next(gen)
 
 
-# a route that keeps a worker busy for a few milliseconds per request
+# a route that keeps a worker busy for a millisecond or more per request (no loop limit)
 SLOW_ROUTE = ('request_route { $var(i) = 0; while ($var(i) < 2000) { $var(i) = $var(i) + 1; }'
               ' sl_send_reply("200", "pid $pp"); exit; }')
 
@@ -164,7 +164,10 @@ def test_standby_workers_join_in_when_the_queue_grows(
     """A burst worker 1 cannot keep up with is shared: both workers answer, none is lost."""
     monkeypatch.setattr(worker_module, "OVERFLOW_HIGH", 32 * 1024)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    gen = start_workers(make_router(SLOW_ROUTE), 2)
+    router = build_router(parse_text(
+        f'listen=udp:127.0.0.1:{PORT}\nauto_aliases=no\nmax_while_loops=0\n'
+        f'loadmodule "sl.so"\nloadmodule "pv.so"\n{SLOW_ROUTE}\n'))
+    gen = start_workers(router, 2)
     pids = next(gen)
     try:
         count = 300
