@@ -35,6 +35,13 @@ def make_router(route: str = ANSWER_PID, port: int = PORT) -> Router:
     return build_router(parse_text(text))
 
 
+def unlimited_loops_router(route: str) -> Router:
+    """A router for ``route`` without Kamailio's while-loop limit (slow routes)."""
+    return build_router(parse_text(
+        f'listen=udp:127.0.0.1:{PORT}\nauto_aliases=no\nmax_while_loops=0\n'
+        f'loadmodule "sl.so"\nloadmodule "pv.so"\n{route}\n'))
+
+
 def options(callid: str, port: int = PORT) -> bytes:
     return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
             "Via: SIP/2.0/UDP 127.0.0.1:58790;branch=z9hG4bK-w\r\n"
@@ -164,10 +171,7 @@ def test_standby_workers_join_in_when_the_queue_grows(
     """A burst worker 1 cannot keep up with is shared: both workers answer, none is lost."""
     monkeypatch.setattr(worker_module, "OVERFLOW_HIGH", 32 * 1024)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    router = build_router(parse_text(
-        f'listen=udp:127.0.0.1:{PORT}\nauto_aliases=no\nmax_while_loops=0\n'
-        f'loadmodule "sl.so"\nloadmodule "pv.so"\n{SLOW_ROUTE}\n'))
-    gen = start_workers(router, 2)
+    gen = start_workers(unlimited_loops_router(SLOW_ROUTE), 2)
     pids = next(gen)
     try:
         count = 300
@@ -200,10 +204,7 @@ def stall_request(port: int = PORT) -> bytes:
 
 def test_a_standby_worker_takes_over_when_worker_1_is_stuck(client: socket.socket) -> None:
     """Worker 1 busy with one message for seconds: worker 2 answers the next ones."""
-    router = build_router(parse_text(
-        f'listen=udp:127.0.0.1:{PORT}\nauto_aliases=no\nmax_while_loops=0\n'
-        f'loadmodule "sl.so"\nloadmodule "pv.so"\n{STALL_ROUTE}\n'))
-    gen = start_workers(router, 2)
+    gen = start_workers(unlimited_loops_router(STALL_ROUTE), 2)
     pids = next(gen)
     try:
         assert reply_pid(ask(client, options("before"))) == pids[1]
