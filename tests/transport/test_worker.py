@@ -21,9 +21,10 @@ from siprouter.routing.context import Outgoing
 from siprouter.routing.owners import CallOwners
 from siprouter.routing.router import Router
 from siprouter.transport import worker as worker_module
+from siprouter.transport.shared import SharedArea, SharedTimestamp
 from siprouter.transport.supervisor import run_worker
 from siprouter.transport.udp import bind_sockets
-from siprouter.transport.worker import Heartbeat, SteeringChannels, decode_steered, encode_steered
+from siprouter.transport.worker import SteeringChannels, decode_steered, encode_steered
 
 PORT = 58710
 # every request is answered with the pid of the worker that ran the script
@@ -54,7 +55,7 @@ def start_workers(router: Router, children: int) -> Iterator[dict[int, int]]:
     sockets = bind_sockets(router)
     router.children = children
     steering = SteeringChannels(children) if children > 1 else None
-    heartbeat = Heartbeat() if children > 1 else None
+    heartbeat = SharedTimestamp(SharedArea(1)) if children > 1 else None
     started = time.monotonic()
     pids: dict[int, int] = {}
     for rank in range(1, children + 1):

@@ -18,15 +18,16 @@ from collections.abc import Callable, Sequence
 from ..routing.context import Address
 from ..routing.owners import CallOwners
 from ..routing.router import Router
+from .shared import SharedArea, SharedTimestamp
 from .udp import bind_sockets
-from .worker import Heartbeat, SteeringChannels, Worker
+from .worker import SteeringChannels, Worker
 
 log = logging.getLogger("siprouter.main")
 
 
 def run_worker(router: Router, rank: int, sockets: dict[Address, socket.socket],
                steering: SteeringChannels | None = None,
-               heartbeat: Heartbeat | None = None) -> None:
+               heartbeat: SharedTimestamp | None = None) -> None:
     """Body of one worker process: serve until SIGTERM/SIGINT."""
     router.rank = rank
     for module in router.modules.values():
@@ -72,7 +73,7 @@ def supervise(router: Router, children: int, extra: Sequence[ExtraProcess] = ())
         return 3
     router.children = children
     steering = SteeringChannels(children) if children > 1 else None
-    heartbeat = Heartbeat() if children > 1 else None
+    heartbeat = SharedTimestamp(SharedArea(1)) if children > 1 else None   # worker 1's
     if steering is not None and router.steer_requests:
         router.call_owners = CallOwners.shared(lease=router.call_lease)
 

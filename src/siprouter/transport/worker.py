@@ -1,14 +1,14 @@
 """The receive loop of one worker process: the thin I/O layer around the Router.
 
-The supervisor binds every UDP socket once, before forking; all workers wait on
-the same sockets (Kamailio's model) and feed each datagram to the sans-IO
-:meth:`Router.handle`. Two loops serve that:
+The supervisor binds every UDP socket once, before forking; the workers share
+the sockets and feed each datagram to the sans-IO :meth:`Router.handle`. Two
+loops serve that:
 
 * **blocking**: one UDP socket, no timers, no steering (a stateless cfg). The
   worker blocks in ``recvfrom()``: one system call per datagram. A kernel
   receive timeout (SO_RCVTIMEO) wakes it now and then for housekeeping.
 * **event**: several sockets, or timers (tm retransmissions, dispatcher
-  keepalives), or steering. The worker waits in ``epoll`` (EPOLLEXCLUSIVE, so a
+  keepalives), or steering, or a standby worker. The worker waits in ``epoll`` (EPOLLEXCLUSIVE, so a
   datagram wakes one worker) on the UDP sockets and its own steering channel,
   with the earliest timer deadline as timeout.
 
@@ -20,10 +20,11 @@ worker reads all the time, Kamailio's model) they join in, and they stand by
 again when they were busy for less than ``OVERFLOW_LEAVE`` of the last
 ``OVERFLOW_HOLD`` seconds (the load fits in one worker again). They also join
 in when datagrams wait and worker 1 has not gone round its loop for
-``STALL_AFTER`` seconds (a :class:`Heartbeat` in shared memory): a worker stuck
-in one message, or being restarted, does not hold the traffic up. One process takes the whole load while it keeps up, which costs less
-CPU per message than several processes sharing the wake-ups and cold caches
-(docs/performance.md measures it); under overload every worker reads.
+``STALL_AFTER`` seconds (a heartbeat in shared memory): a worker stuck in one
+message, or being restarted, does not hold the traffic up. One process takes
+the whole load while it keeps up, which costs less CPU per message than several
+processes sharing the wake-ups and cold caches (docs/performance.md measures
+it); under overload every worker reads.
 
 Steering: with tm and several workers, a message whose transaction lives in
 another worker comes back from ``handle()`` as an ``Outgoing`` with ``steer``
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import mmap
 import os
 import select
 import socket
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 from ..routing.context import Address, Outgoing
 from ..routing.router import Router
+from .shared import SharedTimestamp
 
 log = logging.getLogger("siprouter.udp")
 
@@ -116,24 +117,6 @@ def decode_steered(packet: bytes) -> tuple[bytes, Address, Address, str]:
     return packet[2 + size:], (src_ip, int(src_port)), (local_ip, int(local_port)), proto
 
 
-class Heartbeat:
-    """When worker 1 last went round its receive loop (shared memory, made before the fork)."""
-
-    def __init__(self) -> None:
-        self.buf = mmap.mmap(-1, 8)
-        self.set(time.monotonic())
-
-    def get(self) -> float:
-        value: float = _DOUBLE.unpack_from(self.buf)[0]
-        return value
-
-    def set(self, now: float) -> None:
-        _DOUBLE.pack_into(self.buf, 0, now)
-
-
-_DOUBLE = struct.Struct("d")
-
-
 @dataclass
 class Worker:
     """The I/O state of one worker: its sockets, steering channels and hooks."""
@@ -147,8 +130,9 @@ class Worker:
     before_message: Callable[[], None] | None = None
     # a worker other than the first: reads the sockets only when their queue grows
     standby: bool = False
-    # worker 1 writes it, the standbys read it (None: one worker, or tests)
-    heartbeat: Heartbeat | None = None
+    # when worker 1 last went round its loop: it writes, the standbys read
+    # (shared memory made before the fork; None: one worker)
+    heartbeat: SharedTimestamp | None = None
     stopping: bool = False
     _next_housekeeping: float = 0.0
     _overflow_high: int = OVERFLOW_HIGH
@@ -170,9 +154,10 @@ class Worker:
 
     def beat(self, now: float) -> None:
         """Worker 1: say it is alive (at most every BEAT_INTERVAL)."""
-        if self.heartbeat is not None and now - self._last_beat >= BEAT_INTERVAL:
+        if now - self._last_beat >= BEAT_INTERVAL:
             self._last_beat = now
-            self.heartbeat.set(now)
+            if self.heartbeat is not None:
+                self.heartbeat.set(now)
 
     def run_housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
