@@ -7,7 +7,7 @@ docs/performance.md for what the compiled build buys.
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # Modules on the per-message path. They must stay free of dynamic attribute
 # tricks (mypyc classes are closed); tests/test_compiled.py runs on this build.
@@ -22,6 +22,7 @@ HOT_MODULES = [
     "src/siprouter/routing/replies.py",
     "src/siprouter/routing/pv.py",
     "src/siprouter/config/compiler.py",
+    "src/siprouter/modules/core.py",
     "src/siprouter/modules/sl.py",
     "src/siprouter/modules/maxfwd.py",
     "src/siprouter/modules/sanity.py",
@@ -42,5 +43,8 @@ if os.environ.get("SIPROUTER_MYPYC") == "1":
     from mypyc.build import mypycify
 
     ext_modules = mypycify(HOT_MODULES, opt_level="3")
+    # hand-written C versions of the parser's fast paths (sip/_speedups.c)
+    ext_modules.append(Extension("siprouter.sip._speedups", ["src/siprouter/sip/_speedups.c"],
+                                 extra_compile_args=["-O2"]))
 
 setup(ext_modules=ext_modules)

@@ -30,7 +30,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from ..modules.base import Function, Module
 from ..modules.core import CoreModule
@@ -41,17 +41,17 @@ from ..sip.errors import SipError
 from . import ast
 from .errors import CfgError
 
-log = logging.getLogger("siprouter.cfg")
+log: Final = logging.getLogger("siprouter.cfg")
 
 Stmt = Callable[[Context], int]
 Expr = Callable[[Context], Value]
 IntExpr = Callable[[Context], int]
 
-MAX_ROUTE_DEPTH = 256
+MAX_ROUTE_DEPTH: Final = 256
 # functions that report the error left by the previous action (Kamailio's prev_ser_error)
-_READS_PREVIOUS_ERROR = frozenset(("sl_reply_error", "send_reply_error"))
-INT_MIN = -0x80000000
-INT_MAX = 0x7FFFFFFF
+_READS_PREVIOUS_ERROR: Final = frozenset(("sl_reply_error", "send_reply_error"))
+INT_MIN: Final = -0x80000000
+INT_MAX: Final = 0x7FFFFFFF
 
 
 class _Break(Exception):
@@ -75,8 +75,8 @@ def wrap32(value: int) -> int:
     return value - 0x100000000 if value & 0x80000000 else value
 
 
-_DECIMAL = re.compile(r"[+-]?[0-9]*\Z")
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_DECIMAL: Final = re.compile(r"[+-]?[0-9]*\Z")
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 def str_to_int(text: str) -> int | None:
@@ -162,7 +162,7 @@ def _mod(a: int, b: int) -> int:
     return wrap32(a - b * _div(a, b))
 
 
-_INT_OPS: dict[str, Callable[[int, int], int]] = {
+_INT_OPS: Final[dict[str, Callable[[int, int], int]]] = {
     "-": lambda a, b: wrap32(a - b),
     "*": lambda a, b: wrap32(a * b),
     "/": _div,
@@ -182,7 +182,7 @@ _INT_OPS: dict[str, Callable[[int, int], int]] = {
 }
 
 # ------------------------------------------------------------------ regular expressions
-_POSIX_CLASSES = {
+_POSIX_CLASSES: Final = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
     "space": " \\t\\n\\r\\f\\v", "blank": " \\t", "xdigit": "0-9A-Fa-f",
     "punct": "".join("\\" + ch for ch in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
@@ -250,7 +250,7 @@ def compile_regex(pattern: str, pos: ast.Pos, icase: bool = True) -> re.Pattern[
         raise CfgError.at(pos, f"bad regular expression {pattern!r}: {err}") from None
 
 
-_REGEX_CACHE: dict[str, re.Pattern[str] | None] = {}
+_REGEX_CACHE: Final[dict[str, re.Pattern[str] | None]] = {}
 
 
 def runtime_regex(pattern: str) -> re.Pattern[str] | None:
@@ -271,8 +271,8 @@ def runtime_regex(pattern: str) -> re.Pattern[str] | None:
 
 
 # expressions whose value is always 0 or 1
-_ZERO_ONE = (ast.FuncCallExpr, ast.RouteCall, ast.LegacyMatch, ast.Defined, ast.StrEmpty)
-_ZERO_ONE_OPS = frozenset(("&&", "||", "==", "!=", "eq", "ne", "ieq", "ine", "=~",
+_ZERO_ONE: Final = (ast.FuncCallExpr, ast.RouteCall, ast.LegacyMatch, ast.Defined, ast.StrEmpty)
+_ZERO_ONE_OPS: Final = frozenset(("&&", "||", "==", "!=", "eq", "ne", "ieq", "ine", "=~",
                            "<", ">", "<=", ">="))
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from ..routing.context import Context
 from ..sip.message import Header
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param
 
-_TRAIL = " \t\r\n\x00"
+_TRAIL: Final = " \t\r\n\x00"
 
 
 def parse_maxfwd(value: str) -> int | None:

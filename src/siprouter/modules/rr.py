@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from ..routing.context import Context
 from ..routing.forward import host_port
@@ -11,10 +11,10 @@ from ..sip.errors import SipError
 from ..sip.headers import NameAddr, split_commas, unfold
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param
 
-log = logging.getLogger("siprouter.rr")
+log: Final = logging.getLogger("siprouter.rr")
 
-RR_DRIVEN = 1
-RR_PRELOADED = -3   # initial request that carried only our own Route
+RR_DRIVEN: Final = 1
+RR_PRELOADED: Final = -3   # initial request that carried only our own Route
 
 
 class RrModule(Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
@@ -26,43 +26,43 @@ if TYPE_CHECKING:
     from ..routing.context import Context
     from ..sip.message import Header, SipMessage
 
-log = logging.getLogger("siprouter.sanity")
+log: Final = logging.getLogger("siprouter.sanity")
 
 # ----------------------------------------------------------------- check bits
-RURI_SIP_VERSION = 1
-RURI_SCHEME = 2
-REQUIRED_HEADERS = 4
-VIA_SIP_VERSION = 8
-VIA_PROTOCOL = 16
-CSEQ_METHOD = 32
-CSEQ_VALUE = 64
-CL = 128
-EXPIRES_VALUE = 256
-PROXY_REQUIRE = 512
-PARSE_URIS = 1024
-DIGEST = 2048
-DUPTAGS = 4096
-AUTHORIZATION = 8192
-VIA1_HEADER = 16384
+RURI_SIP_VERSION: Final = 1
+RURI_SCHEME: Final = 2
+REQUIRED_HEADERS: Final = 4
+VIA_SIP_VERSION: Final = 8
+VIA_PROTOCOL: Final = 16
+CSEQ_METHOD: Final = 32
+CSEQ_VALUE: Final = 64
+CL: Final = 128
+EXPIRES_VALUE: Final = 256
+PROXY_REQUIRE: Final = 512
+PARSE_URIS: Final = 1024
+DIGEST: Final = 2048
+DUPTAGS: Final = 4096
+AUTHORIZATION: Final = 8192
+VIA1_HEADER: Final = 16384
 
 # Kamailio's execution order: via1 right after the required headers, dup-tags last.
-CHECK_ORDER = (RURI_SIP_VERSION, RURI_SCHEME, REQUIRED_HEADERS, VIA1_HEADER, VIA_SIP_VERSION,
+CHECK_ORDER: Final = (RURI_SIP_VERSION, RURI_SCHEME, REQUIRED_HEADERS, VIA1_HEADER, VIA_SIP_VERSION,
                VIA_PROTOCOL, CSEQ_METHOD, CSEQ_VALUE, CL, EXPIRES_VALUE, PROXY_REQUIRE,
                PARSE_URIS, DIGEST, AUTHORIZATION, DUPTAGS)
-ALL_CHECKS = 0x7FFF            # every bit known to 5.6
-MAX_CHECKS = 32768             # cfg masks must be 1 .. MAX_CHECKS-1
-URI_CHECK_RURI = 1
-URI_CHECK_FROM = 2
-URI_CHECK_TO = 4
-URI_CHECK_CONTACT = 8
-URI_MAX_CHECKS = 16            # cfg uri masks must be 1 .. 15
+ALL_CHECKS: Final = 0x7FFF            # every bit known to 5.6
+MAX_CHECKS: Final = 32768             # cfg masks must be 1 .. MAX_CHECKS-1
+URI_CHECK_RURI: Final = 1
+URI_CHECK_FROM: Final = 2
+URI_CHECK_TO: Final = 4
+URI_CHECK_CONTACT: Final = 8
+URI_MAX_CHECKS: Final = 16            # cfg uri masks must be 1 .. 15
 
-REASON_MAX = 127               # noreply mode keeps at most this many bytes of the reason
+REASON_MAX: Final = 127               # noreply mode keeps at most this many bytes of the reason
 
-_LWS = " \t\r\n"
-_DIGITS = frozenset("0123456789")
-_SINGLE_HEADERS = ("from", "to", "call-id", "cseq", "content-length")
-_REQUIRED = ("from", "to", "call-id", "cseq")
+_LWS: Final = " \t\r\n"
+_DIGITS: Final = frozenset("0123456789")
+_SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
+_REQUIRED: Final = ("from", "to", "call-id", "cseq")
 
 
 class Failure(NamedTuple):
@@ -79,45 +79,45 @@ class Failure(NamedTuple):
     sendable: bool = True
 
 
-SILENT = Failure(0, "")
-MARK_NOREPLY = Failure(0, "", mark=True)
-BAD_HEADERS = Failure(400, "Bad Headers", sendable=False)
+SILENT: Final = Failure(0, "")
+MARK_NOREPLY: Final = Failure(0, "", mark=True)
+BAD_HEADERS: Final = Failure(400, "Bad Headers", sendable=False)
 # bit 1
-VERSION_NOT_SUPPORTED = Failure(505, "Version Not Supported (R-URI)")
+VERSION_NOT_SUPPORTED: Final = Failure(505, "Version Not Supported (R-URI)")
 # bit 2 / 1024
-BAD_RURI = Failure(400, "Bad Request URI")
-UNSUPPORTED_SCHEME = Failure(416, "Unsupported URI Scheme in Request URI")
+BAD_RURI: Final = Failure(400, "Bad Request URI")
+UNSUPPORTED_SCHEME: Final = Failure(416, "Unsupported URI Scheme in Request URI")
 # bit 32
-CSEQ_NO_METHOD = Failure(400, "Missing method in CSeq header")
-CSEQ_METHOD_MISMATCH = Failure(400, "CSeq method does not match request method")
+CSEQ_NO_METHOD: Final = Failure(400, "Missing method in CSeq header")
+CSEQ_METHOD_MISMATCH: Final = Failure(400, "CSeq method does not match request method")
 # bit 64
-CSEQ_NO_NUMBER = Failure(400, "Missing number in CSeq header")
-CSEQ_BAD_NUMBER = Failure(400, "CSeq number is illegal")
+CSEQ_NO_NUMBER: Final = Failure(400, "Missing number in CSeq header")
+CSEQ_BAD_NUMBER: Final = Failure(400, "CSeq number is illegal")
 # bit 128
-CL_FAILURE = Failure(400, "Content-Length Failure", sendable=False)
-CL_BODY_FAILURE = Failure(400, "Content-Length Body Failure")
-CL_MISMATCH = Failure(400, "Content-Length mis-match")
+CL_FAILURE: Final = Failure(400, "Content-Length Failure", sendable=False)
+CL_BODY_FAILURE: Final = Failure(400, "Content-Length Body Failure")
+CL_MISMATCH: Final = Failure(400, "Content-Length mis-match")
 # bit 256
-BAD_EXPIRES = Failure(400, "Bad Expires Header")
-EXPIRES_NO_NUMBER = Failure(400, "Missing number in Expires header")
-EXPIRES_ILLEGAL = Failure(400, "Expires value is illegal")
+BAD_EXPIRES: Final = Failure(400, "Bad Expires Header")
+EXPIRES_NO_NUMBER: Final = Failure(400, "Missing number in Expires header")
+EXPIRES_ILLEGAL: Final = Failure(400, "Expires value is illegal")
 # bit 512
-BAD_PROXY_REQUIRE = Failure(400, "Bad Proxy Require Header")
-PROXY_REQUIRE_EXTENSION = Failure(420, "Bad Proxy Require Extension")
+BAD_PROXY_REQUIRE: Final = Failure(400, "Bad Proxy Require Header")
+PROXY_REQUIRE_EXTENSION: Final = Failure(420, "Bad Proxy Require Extension")
 # bit 1024
-BAD_FROM = Failure(400, "Invalid From Header")
-BAD_TO = Failure(400, "Ivalid To Header")    # sic: the typo is in Kamailio 5.6.3
-BAD_CONTACT_HEADER = Failure(400, "Bad Contact Header")
-BAD_CONTACT_URI = Failure(400, "Bad Contact URI")
+BAD_FROM: Final = Failure(400, "Invalid From Header")
+BAD_TO: Final = Failure(400, "Ivalid To Header")    # sic: the typo is in Kamailio 5.6.3
+BAD_CONTACT_HEADER: Final = Failure(400, "Bad Contact Header")
+BAD_CONTACT_URI: Final = Failure(400, "Bad Contact URI")
 # bits 2048 / 8192
-BAD_AUTH_HEADER = Failure(400, "Bad Auth Header")
-BAD_AUTH_CREDENTIALS = Failure(400, "Bad Auth Credentials")
-AUTH_EMPTY_USER = Failure(400, "Auth Empty User")
-AUTH_EMPTY_NONCE = Failure(400, "Auth Empty Nonce")
-AUTH_EMPTY_RESPONSE = Failure(400, "Auth Empty Response")
+BAD_AUTH_HEADER: Final = Failure(400, "Bad Auth Header")
+BAD_AUTH_CREDENTIALS: Final = Failure(400, "Bad Auth Credentials")
+AUTH_EMPTY_USER: Final = Failure(400, "Auth Empty User")
+AUTH_EMPTY_NONCE: Final = Failure(400, "Auth Empty Nonce")
+AUTH_EMPTY_RESPONSE: Final = Failure(400, "Auth Empty Response")
 # bit 4096
-MANY_FROM_TAGS = Failure(400, "Many From Tag Params")
-MANY_TO_TAGS = Failure(400, "Many To Tag Params")
+MANY_FROM_TAGS: Final = Failure(400, "Many From Tag Params")
+MANY_TO_TAGS: Final = Failure(400, "Many To Tag Params")
 
 CheckFn = Callable[["Context", int], "Failure | None"]
 
@@ -154,11 +154,11 @@ def kamailio_uri(text: str) -> Uri | None:
 # A strict subset of what parse_uri() accepts for sip/sips: everything it matches
 # parses (once the port is checked), anything else goes through the real parser.
 # (The only '@' is the one after the user part, and the user part has no '?'.)
-_SIMPLE_SIP_URI = re.compile(r'[sS][iI][pP][sS]?:(?:[^\s<>"@?]+@)?[A-Za-z0-9._-]+'
+_SIMPLE_SIP_URI: Final = re.compile(r'[sS][iI][pP][sS]?:(?:[^\s<>"@?]+@)?[A-Za-z0-9._-]+'
                              r'(?::([0-9]{1,5}))?(?:[;?][^@]*)?', re.ASCII)
 
 
-_URI_OK: dict[str, bool] = {}
+_URI_OK: Final[dict[str, bool]] = {}
 
 
 def uri_text_ok(text: str) -> bool:
@@ -182,10 +182,10 @@ def _uri_text_ok(text: str) -> bool:
     return kamailio_uri(text) is not None
 
 
-_DIGEST_PARAMS = frozenset(("username", "realm", "nonce", "uri", "response", "cnonce",
+_DIGEST_PARAMS: Final = frozenset(("username", "realm", "nonce", "uri", "response", "cnonce",
                             "opaque", "qop", "nc", "algorithm"))
 # Kamailio tests for 'n' (not '\n') after the scheme name; reproduced on purpose.
-_AFTER_DIGEST = frozenset(" \rn\t,")
+_AFTER_DIGEST: Final = frozenset(" \rn\t,")
 
 
 def parse_digest(body: str) -> tuple[int, dict[str, str]]:
@@ -271,7 +271,7 @@ class _NotApplicable(Exception):
 
 
 # ------------------------------------------------------------------ module
-_SANITY_ROUTES = frozenset(("request", "reply", "onreply"))
+_SANITY_ROUTES: Final = frozenset(("request", "reply", "onreply"))
 
 
 class SanityModule(Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, Final
 
 from ..routing.context import Address, Context
 from ..routing.replies import redirect_contact, reply_head, totag_sums
@@ -13,10 +13,10 @@ from ..sip.errors import SipError
 from ..sip.headers import Via
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param, PseudoVar
 
-log = logging.getLogger("siprouter.sl")
+log: Final = logging.getLogger("siprouter.sl")
 
-ACK_WINDOW = 2.0  # seconds after the last stateless reply during which ACKs are filtered
-SL_TAG_LEN = 41
+ACK_WINDOW: Final = 2.0  # seconds after the last stateless reply during which ACKs are filtered
+SL_TAG_LEN: Final = 41
 
 
 def tag_prefix(sock_ip: str, sock_port: int) -> str:
@@ -31,12 +31,12 @@ def sl_totag(prefix: str, via: Via, callid: str) -> str:
 
 
 # sl statistics buckets (spec/sl.md section 10)
-_CODE_BUCKETS = {200: "200_replies", 202: "202_replies", 300: "300_replies",
+_CODE_BUCKETS: Final = {200: "200_replies", 202: "202_replies", 300: "300_replies",
                  301: "301_replies", 302: "302_replies", 400: "400_replies",
                  401: "401_replies", 403: "403_replies", 404: "404_replies",
                  407: "407_replies", 408: "408_replies", 483: "483_replies",
                  500: "500_replies"}
-STAT_NAMES = ("1xx_replies", "200_replies", "202_replies", "2xx_replies", "300_replies",
+STAT_NAMES: Final = ("1xx_replies", "200_replies", "202_replies", "2xx_replies", "300_replies",
               "301_replies", "302_replies", "3xx_replies", "400_replies", "401_replies",
               "403_replies", "404_replies", "407_replies", "408_replies", "483_replies",
               "4xx_replies", "500_replies", "5xx_replies", "6xx_replies", "xxx_replies",
@@ -53,7 +53,7 @@ def bucket_for(code: int) -> str:
 
 
 # sl_reply_error() table: internal error -> (code, text, number)
-_ERROR_REPLIES: dict[int, tuple[int, str, int]] = {
+_ERROR_REPLIES: Final[dict[int, tuple[int, str, int]]] = {
     -477: (477, "Unfortunately error on sending to next hop occurred", 477),
     -478: (478, "Unresolvable destination", 478),
     -400: (400, "Bad Request", 400),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from ..routing.context import Context
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
 from ..sip.headers import canonical_name
 from .base import REQUEST_ROUTES, Exports, Function, Module
 
-KEMI_METHOD_LETTERS = {"I": "INVITE", "A": "ACK", "B": "BYE", "C": "CANCEL", "R": "REGISTER",
+KEMI_METHOD_LETTERS: Final = {"I": "INVITE", "A": "ACK", "B": "BYE", "C": "CANCEL", "R": "REGISTER",
                        "O": "OPTIONS", "S": "SUBSCRIBE", "N": "NOTIFY", "P": "PUBLISH",
                        "M": "MESSAGE", "E": "PRACK", "F": "REFER", "U": "UPDATE", "K": "KDMQ",
                        "G": "GET", "T": "POST", "V": "PUT", "D": "DELETE"}

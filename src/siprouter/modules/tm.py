@@ -33,7 +33,7 @@ import os
 import random
 import zlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from ..config.compiler import runtime_regex
 from ..routing.context import Address, Context, Outgoing
@@ -46,25 +46,25 @@ from ..tm.table import STAT_NAMES, TmConfig, TransactionTable
 from ..tm.transaction import ClientBranch, FinalCallback, Transaction
 from .base import Exports, Function, Module, Param
 
-log = logging.getLogger("siprouter.tm")
+log: Final = logging.getLogger("siprouter.tm")
 
 RouteFn = Callable[[Context], None]
 
 # Kamailio's error codes (error.h)
-E_UNSPEC = -1
-E_CFG = -6
-E_SCRIPT = -10
-E_CANCELED = -487
+E_UNSPEC: Final = -1
+E_CFG: Final = -6
+E_SCRIPT: Final = -10
+E_CANCELED: Final = -487
 
-_RELAY_ROUTES = frozenset(("request", "failure"))
-_ON_ROUTES = frozenset(("request", "failure", "onreply", "branch"))
-_TM_ROUTES = frozenset(("request", "onreply", "failure", "branch"))
-_REPLY_ROUTES = frozenset(("request", "onreply", "failure"))
-_CHECK_ROUTES = frozenset(("request", "reply", "onreply", "branch"))
-_STATUS_ROUTES = frozenset(("request", "failure", "reply", "onreply"))
-_FAILURE_ROUTES = frozenset(("failure", "event"))
-_REQUEST_ONLY = frozenset(("request",))
-_ANY = frozenset(("request", "failure", "branch", "reply", "onreply", "event", "onsend",
+_RELAY_ROUTES: Final = frozenset(("request", "failure"))
+_ON_ROUTES: Final = frozenset(("request", "failure", "onreply", "branch"))
+_TM_ROUTES: Final = frozenset(("request", "onreply", "failure", "branch"))
+_REPLY_ROUTES: Final = frozenset(("request", "onreply", "failure"))
+_CHECK_ROUTES: Final = frozenset(("request", "reply", "onreply", "branch"))
+_STATUS_ROUTES: Final = frozenset(("request", "failure", "reply", "onreply"))
+_FAILURE_ROUTES: Final = frozenset(("failure", "event"))
+_REQUEST_ONLY: Final = frozenset(("request",))
+_ANY: Final = frozenset(("request", "failure", "branch", "reply", "onreply", "event", "onsend",
                   "local"))
 
 

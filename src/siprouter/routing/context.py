@@ -30,19 +30,39 @@ class Branch:
     flags: int = 0
 
 
-@dataclass(slots=True)
 class Outgoing:
     """A datagram to send: bytes, destination address, and the local socket to use.
 
     ``steer`` > 0 means: not for the network, hand ``data`` (as received from ``dst``
     on ``local``) to worker number ``steer``, which owns its transaction.
+
+    (A plain class rather than a dataclass: one is made per message, and the
+    dataclass ``__init__`` stays interpreted Python even in the compiled build.)
     """
 
-    data: bytes
-    dst: Address
-    local: Address
-    proto: str = "udp"
-    steer: int = 0
+    __slots__ = ("data", "dst", "local", "proto", "steer")
+
+    def __init__(self, data: bytes, dst: Address, local: Address, proto: str = "udp",
+                 steer: int = 0) -> None:
+        self.data = data
+        self.dst = dst
+        self.local = local
+        self.proto = proto
+        self.steer = steer
+
+    def _fields(self) -> tuple[bytes, Address, Address, str, int]:
+        return self.data, self.dst, self.local, self.proto, self.steer
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outgoing):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Outgoing(data={self.data!r}, dst={self.dst!r}, local={self.local!r}, "
+                f"proto={self.proto!r}, steer={self.steer!r})")
 
 
 class ScriptExit(Exception):

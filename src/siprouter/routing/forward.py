@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Final
 
 from ..sip.errors import SipError
 from ..sip.headers import Via
@@ -18,11 +19,11 @@ from ..sip.message import Edit, SipMessage
 from ..sip.uri import parse_uri
 from .context import Address, Context
 
-log = logging.getLogger("siprouter.core")
+log: Final = logging.getLogger("siprouter.core")
 
 # Kamailio's error.h codes kept in ctx.last_error (reported by sl_reply_error)
-E_BAD_URI = -479
-E_BAD_ADDRESS = -478
+E_BAD_URI: Final = -479
+E_BAD_ADDRESS: Final = -478
 
 
 def via_needs_received(via: Via, src_ip: str) -> bool:

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..sip.errors import SipError
 from ..sip.headers import canonical_name
@@ -246,8 +246,8 @@ def _store_field(item: dict[str, Any], field: str, values: list[Any]) -> None:
         item[field] = XavpValues(values)
 
 
-_MISSING = object()
-_XAVP_RE = re.compile(
+_MISSING: Final = object()
+_XAVP_RE: Final = re.compile(
     r"^\s*([^\s=\[]+)\s*(?:\[\s*(-?\d+|\*)\s*\])?\s*"
     r"(?:=>\s*([^\s=\[]+)\s*(?:\[\s*(-?\d+|\*)\s*\])?)?\s*$")
 
@@ -437,7 +437,7 @@ def _simple_pvs() -> dict[str, tuple[Getter, Setter | None]]:
     }
 
 
-_SIMPLE = _simple_pvs()
+_SIMPLE: Final = _simple_pvs()
 
 
 def _transform(spec: str) -> Callable[[Value], Value]:
@@ -537,7 +537,7 @@ def _module_pv(router: Router, name: str, arg: str | None) -> Getter | None:
 
 
 # ------------------------------------------------------------------ format strings
-_PV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\?")
+_PV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\?")
 
 
 def scan_pv(text: str, pos: int) -> tuple[str, str | None, int | None, list[str], int] | None:

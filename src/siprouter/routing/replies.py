@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import logging
 from binascii import crc_hqx
+from typing import Final
 
 from ..sip.headers import Via
 from ..sip.message import SipMessage
 from .context import Address, Context
 from .forward import _via_param_span
 
-log = logging.getLogger("siprouter.core")
+log: Final = logging.getLogger("siprouter.core")
 
 # CRC-16/X-25 is the bit-reflected form of CRC-CCITT (binascii.crc_hqx, in C):
 # reflect every input byte, run crc_hqx with init 0xFFFF, reflect the result
 # and complement it.
-_REFLECT_BYTES = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
-_REFLECT_BYTE = list(_REFLECT_BYTES)
+_REFLECT_BYTES: Final = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+_REFLECT_BYTE: Final = list(_REFLECT_BYTES)
 
 
 def crc16_x25(data: str) -> int:
@@ -33,7 +34,7 @@ def crc16_x25(data: str) -> int:
 
 
 # each byte's two hex digits, low digit first (a table: formatting costs more)
-_REVERSED_HEX = [f"{b:02x}"[::-1] for b in range(256)]
+_REVERSED_HEX: Final = [f"{b:02x}"[::-1] for b in range(256)]
 
 
 def nibbles_lsb_first(value: int) -> str:
@@ -71,7 +72,7 @@ def redirect_contact(ctx: Context) -> str:
     return "Contact: " + ", ".join(items) + "\r\n"
 
 
-_COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
+_COPIED: Final = frozenset(("via", "from", "to", "call-id", "cseq"))
 _COPIED_WITH_RR = _COPIED | {"record-route"}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..sip.errors import SipError
 from ..sip.message import SipMessage, parse_message
@@ -23,10 +23,10 @@ from .settings import CoreSettings
 if TYPE_CHECKING:
     from ..modules.base import Module
 
-log = logging.getLogger("siprouter.core")
+log: Final = logging.getLogger("siprouter.core")
 
 RouteFn = Callable[[Context], None]
-MIN_DATAGRAM = 32
+MIN_DATAGRAM: Final = 32
 
 
 class TimerSource(Protocol):
@@ -40,8 +40,8 @@ class TimerSource(Protocol):
 
 # Headers that the 5.6 strict parser refuses to see twice before any route runs.
 # (A duplicate Max-Forwards only breaks the full parse: see has_broken_headers().)
-_SINGLE_HEADERS = ("from", "to", "call-id", "cseq", "content-length")
-_REQUIRED = ("from", "to", "call-id", "cseq")
+_SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
+_REQUIRED: Final = ("from", "to", "call-id", "cseq")
 
 
 @dataclass

@@ -7,11 +7,24 @@ which is the key used everywhere in the message layer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Final
 
 from .errors import HeaderError
 from .uri import Uri, check_uri, is_host, is_ipv4, is_ipv6, parse_uri
 
-COMPACT_FORMS: dict[str, str] = {
+_ViaParts = tuple[str, str, str | None, int | None, list[tuple[str, str | None]], int]
+_AddrParts = tuple[str, str, list[tuple[str, str | None]]]
+_c_via: Callable[[str], _ViaParts | None] | None
+_c_name_addr: Callable[[str], _AddrParts | None] | None
+try:    # the C versions of the fast paths below (optional: built with the compiled variant)
+    from ._speedups import name_addr_fast as _c_name_addr
+    from ._speedups import via_fast as _c_via
+except ImportError:
+    _c_name_addr = None
+    _c_via = None
+
+COMPACT_FORMS: Final[dict[str, str]] = {
     "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
     "l": "content-length", "c": "content-type", "e": "content-encoding",
     "s": "subject", "k": "supported", "o": "event", "u": "allow-events",
@@ -20,7 +33,7 @@ COMPACT_FORMS: dict[str, str] = {
     "y": "identity", "n": "identity-info",
 }
 
-_CANON_CACHE: dict[str, str] = {}
+_CANON_CACHE: Final[dict[str, str]] = {}
 
 
 def canonical_name(name: str) -> str:
@@ -34,7 +47,7 @@ def canonical_name(name: str) -> str:
     return canon
 
 
-_WS = " \t"
+_WS: Final = " \t"
 
 
 def unfold(value: str) -> str:
@@ -155,7 +168,7 @@ def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
 
 
 # The usual shape of a Via value; anything else takes the general parser.
-_VIA_FAST = re.compile(
+_VIA_FAST: Final = re.compile(
     r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
     r"((?:;[^;\s,\"=]+(?:=[^;\s,\"=]*)?)*)\Z")
 
@@ -168,6 +181,15 @@ class Via:
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
+        if _c_via is not None:
+            done = _c_via(raw)
+            if done is not None:
+                self.transport, self.host, port, self.port, self.params, cut = done
+                self.protocol = "SIP"
+                self.version = "2.0"
+                self.port_str = port or ""
+                self.params_offset = self.hostport_end = cut
+                return
         fast = _VIA_FAST.match(raw)
         if fast is not None and self._init_fast(fast):
             return
@@ -286,7 +308,7 @@ def parse_via_header(value: str) -> list[Via]:
 
 
 # ``[display] <uri>;params`` without quotes in the URI or params; else the general parser.
-_NAME_ADDR_FAST = re.compile(
+_NAME_ADDR_FAST: Final = re.compile(
     r'((?:"[^"\\]*"|[^"<>;]*?)[ \t]*)<([^<>"\s]+)>[ \t]*((?:;[^;"<>]*)*)\Z')
 
 
@@ -298,12 +320,18 @@ class NameAddr:
     def __init__(self, raw: str) -> None:
         self.raw = raw
         text = raw.strip()
+        if _c_name_addr is not None:
+            done = _c_name_addr(text)
+            if done is not None:
+                self.display, self.uri_text, self.params = done
+                self._uri: Uri | None = None
+                return
         fast = _NAME_ADDR_FAST.match(text)
         if fast is not None:
             display, self.uri_text, ptext = fast.groups()
             self.display = display.strip(" \t")
             self.params = _parse_plain_params(ptext) if ptext else []
-            self._uri: Uri | None = None
+            self._uri = None
             return
         self.display = ""
         lt = _find_unquoted(text, "<")
@@ -461,10 +489,10 @@ def _split_auth_params(text: str) -> list[str]:
 # (folding allowed) and raise HeaderError / UriError on anything the grammar
 # does not allow.
 
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                         "-.!%*_+`'~")
 _WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
-_CTL_OK = frozenset("\t")
+_CTL_OK: Final = frozenset("\t")
 
 
 def is_token(text: str) -> bool:
@@ -566,7 +594,7 @@ def check_display_name(display: str, raw: str) -> None:
             raise HeaderError(f"bad display name {display!r} in {raw!r}")
 
 
-_QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
+_QVALUE: Final = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
 
 
 def check_name_addr(value: str, what: str, angle_required: bool = False,
@@ -621,7 +649,7 @@ def check_name_addr_list(value: str, what: str, angle_required: bool = False,
             for part in _nonempty_parts(value, what)]
 
 
-_SENT_PROTOCOL = re.compile(r"[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)"
+_SENT_PROTOCOL: Final = re.compile(r"[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)"
                             r"[ \t]+")
 
 
@@ -672,8 +700,8 @@ def check_via(value: str) -> list[Via]:
     return [check_via_value(part) for part in _nonempty_parts(value, "Via")]
 
 
-MAX_CSEQ = 2 ** 31
-_CSEQ = re.compile(r"([0-9]+)[ \t]+(\S+)", re.ASCII)
+MAX_CSEQ: Final = 2 ** 31
+_CSEQ: Final = re.compile(r"([0-9]+)[ \t]+(\S+)", re.ASCII)
 
 
 def check_cseq(value: str) -> CSeq:
@@ -748,7 +776,7 @@ def check_accept(value: str) -> None:
         _check_media_type(part, "Accept", star_ok=True)
 
 
-_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+_DATE: Final = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
                    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
                    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z")
 

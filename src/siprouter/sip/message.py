@@ -14,7 +14,8 @@ All text is ``str`` holding the latin-1 decoding of the wire bytes.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 from .errors import (
     ContentLengthError,
@@ -45,6 +46,13 @@ from .headers import (
     unfold,
 )
 from .uri import Uri, check_uri, clear_uri_cache, parse_uri
+
+_c_split: Callable[[str, dict[str, str]],
+                   tuple[int, int, list[str], list[str | None]] | None] | None
+try:    # the C version of _parse_fast's header split (optional, see _speedups.c)
+    from ._speedups import split_message as _c_split
+except ImportError:
+    _c_split = None
 
 
 class Header:
@@ -90,10 +98,10 @@ class Header:
 # Parsed header values by text. A call's messages repeat the same Via, From,
 # To and CSeq values (a reply carries the request's Vias), so each is parsed
 # once. The parsed objects are never modified; each cache is bounded.
-_VIA_CACHE: dict[str, list[Via]] = {}
-_ADDR_CACHE: dict[str, NameAddr] = {}
-_CSEQ_CACHE: dict[str, CSeq] = {}
-_CACHE_SIZE = 8192
+_VIA_CACHE: Final[dict[str, list[Via]]] = {}
+_ADDR_CACHE: Final[dict[str, NameAddr]] = {}
+_CSEQ_CACHE: Final[dict[str, CSeq]] = {}
+_CACHE_SIZE: Final = 8192
 T = TypeVar("T")
 
 
@@ -114,7 +122,7 @@ def _remember(cache: dict[str, T], key: str, value: T) -> T:
 
 # Kamailio's faked message (core/fmsg.c): the request seen by routes that run without
 # one (dispatcher keepalive events, KSR called outside a route)
-FAKED_REQUEST = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
+FAKED_REQUEST: Final = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
                  "Via: SIP/2.0/UDP 127.0.0.1\r\n"
                  "From: <you@kamailio.org>;tag=123\r\n"
                  "To: <you@kamailio.org>\r\n"
@@ -371,7 +379,7 @@ class SipMessage:
         text = self.text
         out: list[str] = []
         pos = 0
-        for start, _seq, end, new in sorted(edits):
+        for start, _seq, end, new in (edits if len(edits) == 1 else sorted(edits)):
             if start < pos:  # overlapping edit: keep the first one
                 continue
             out.append(text[pos:start])
@@ -390,10 +398,10 @@ class SipMessage:
         return f"<SipMessage {self.status} {self.reason}>"
 
 
-_KNOWN_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO",
+_KNOWN_METHODS: Final = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO",
                             "PRACK", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
                             "PUBLISH"))
-_METHOD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_METHOD_RE: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
 def _parse_start_line(msg: SipMessage, line: str) -> None:
@@ -430,19 +438,24 @@ def _parse_fast(text: str) -> SipMessage | None:
     Returns None whenever the general parser is needed (it then also reports
     the errors).
     """
-    first = text.find("\r\n")
-    if first < 0:
-        return None
-    end = text.find("\r\n\r\n", first)
-    if end < 0:
-        return None
-    block = text[first + 2:end]
-    # a bare CR or LF inside the header block takes the general parser; so does a
-    # folded line (it starts with SP/HT, so its name is never found below)
-    lines = block.split("\r\n")
-    breaks = len(lines) - 1
-    if block.count("\n") != breaks or block.count("\r") != breaks:
-        return None
+    split = _c_split(text, _CANON) if _c_split is not None else None
+    if split is not None:
+        first, end, lines, known = split
+    else:
+        first = text.find("\r\n")
+        if first < 0:
+            return None
+        end = text.find("\r\n\r\n", first)
+        if end < 0:
+            return None
+        block = text[first + 2:end]
+        # a bare CR or LF inside the header block takes the general parser; so does a
+        # folded line (it starts with SP/HT, so its name is never found below)
+        lines = block.split("\r\n")
+        breaks = len(lines) - 1
+        if block.count("\n") != breaks or block.count("\r") != breaks:
+            return None
+        known = None
     msg = SipMessage(text)
     _parse_start_line(msg, text[:first])
     msg.first_line_end = first + 2
@@ -453,7 +466,7 @@ def _parse_fast(text: str) -> SipMessage | None:
     canon = _CANON
     get = canon.get
     # the cache is keyed by "Name:" so a line without a colon ("" key) never hits
-    found = [get(line[:line.find(":") + 1]) for line in lines]
+    found = known if known is not None else [get(line[:line.find(":") + 1]) for line in lines]
     if None in found:  # a name not seen before (or no colon): canonicalise and check
         for i, line in enumerate(lines):
             if found[i] is None:
@@ -472,7 +485,7 @@ def _parse_fast(text: str) -> SipMessage | None:
     return msg
 
 
-_CANON: dict[str, str] = {}
+_CANON: Final[dict[str, str]] = {}
 
 
 def parse_message(data: bytes | str) -> SipMessage:
@@ -539,16 +552,16 @@ def parse_general(text: str) -> SipMessage:
 
 # Headers that may appear at most once (RFC 3261 section 7.3.1: their grammar is
 # not a comma-separated list).
-SINGLE_HEADERS = ("from", "to", "call-id", "cseq", "content-length", "max-forwards",
+SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length", "max-forwards",
                   "content-type", "expires", "date", "min-expires", "mime-version")
 # Required in every message (RFC 3261 section 8.1.1). Max-Forwards is required
 # in requests by RFC 3261 but absent from RFC 2543 ones, which stay acceptable.
-REQUIRED_HEADERS = ("from", "to", "call-id", "cseq", "via")
-MAX_FORWARDS_LIMIT = 255
+REQUIRED_HEADERS: Final = ("from", "to", "call-id", "cseq", "via")
+MAX_FORWARDS_LIMIT: Final = 255
 
-_REASON_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_REASON_OK: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                        "-_.!~*'();/?:@&=+$,% \t")
-_HEX = frozenset("0123456789abcdefABCDEF")
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
 
 
 def _check_start_line(msg: SipMessage) -> None:

@@ -7,16 +7,17 @@ character maps to exactly one byte of the wire format.
 from __future__ import annotations
 
 import ipaddress
+from typing import Final
 from urllib.parse import unquote
 
 from .errors import UriError
 
 # Schemes Kamailio's parse_uri() understands; anything else is opaque.
-SIP_SCHEMES = frozenset(("sip", "sips"))
-KNOWN_SCHEMES = frozenset(("sip", "sips", "tel", "tels", "urn"))
+SIP_SCHEMES: Final = frozenset(("sip", "sips"))
+KNOWN_SCHEMES: Final = frozenset(("sip", "sips", "tel", "tels", "urn"))
 
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
-_USER_FORBIDDEN = frozenset(" \t\r\n<>\"@")
+_HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+_USER_FORBIDDEN: Final = frozenset(" \t\r\n<>\"@")
 
 
 class Uri:
@@ -119,8 +120,8 @@ def _parse_hostport(text: str, raw: str) -> tuple[str, str]:
 
 # Parsed URIs by text: the same R-URIs, From/To and Contact URIs come back in
 # every message of a call and across calls. Uri objects are never modified.
-_URI_CACHE: dict[str, Uri] = {}
-CACHE_SIZE = 8192
+_URI_CACHE: Final[dict[str, Uri]] = {}
+CACHE_SIZE: Final = 8192
 
 
 def clear_uri_cache() -> None:
@@ -188,24 +189,24 @@ def _parse_uri(raw: str) -> Uri:
 # parse_uri() stays as lenient as Kamailio's parser: the routing path relies on
 # that. check_uri() is what parse_all() uses to apply the full grammar.
 
-_ALPHA = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_DIGIT = "0123456789"
-_HEX = frozenset("0123456789abcdefABCDEF")
-_ALNUM = _ALPHA + _DIGIT
-_MARK = "-_.!~*'()"
-_UNRESERVED = _ALNUM + _MARK
-_RESERVED = ";/?:@&=+$,"
-_USER_CHARS = frozenset(_UNRESERVED + "&=+$,;?/")          # unreserved / user-unreserved
-_PASSWORD_CHARS = frozenset(_UNRESERVED + "&=+$,")
-_PARAM_CHARS = frozenset(_UNRESERVED + "[]/:&+$")          # paramchar (RFC 3261 and 3966)
-_HNAME_CHARS = frozenset(_UNRESERVED + "[]/?:+$")          # hnv-unreserved / unreserved
-_URIC = frozenset(_RESERVED + _UNRESERVED)                 # absoluteURI characters
-_TEL_GLOBAL = frozenset(_DIGIT + "-.()")
-_TEL_LOCAL = frozenset("0123456789abcdefABCDEF*#-.()")
-_TEL_PNAME = frozenset(_ALNUM + "-")
-_SCHEME_FIRST = frozenset(_ALPHA)
-_SCHEME_CHARS = frozenset(_ALNUM + "+-.")
-_IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_ALPHA: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DIGIT: Final = "0123456789"
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_ALNUM: Final = _ALPHA + _DIGIT
+_MARK: Final = "-_.!~*'()"
+_UNRESERVED: Final = _ALNUM + _MARK
+_RESERVED: Final = ";/?:@&=+$,"
+_USER_CHARS: Final = frozenset(_UNRESERVED + "&=+$,;?/")          # unreserved / user-unreserved
+_PASSWORD_CHARS: Final = frozenset(_UNRESERVED + "&=+$,")
+_PARAM_CHARS: Final = frozenset(_UNRESERVED + "[]/:&+$")          # paramchar (RFC 3261 and 3966)
+_HNAME_CHARS: Final = frozenset(_UNRESERVED + "[]/?:+$")          # hnv-unreserved / unreserved
+_URIC: Final = frozenset(_RESERVED + _UNRESERVED)                 # absoluteURI characters
+_TEL_GLOBAL: Final = frozenset(_DIGIT + "-.()")
+_TEL_LOCAL: Final = frozenset("0123456789abcdefABCDEF*#-.()")
+_TEL_PNAME: Final = frozenset(_ALNUM + "-")
+_SCHEME_FIRST: Final = frozenset(_ALPHA)
+_SCHEME_CHARS: Final = frozenset(_ALNUM + "+-.")
+_IPV6_CHARS: Final = frozenset("0123456789abcdefABCDEF:.")
 
 
 def _check_chars(text: str, allowed: frozenset[str], what: str, raw: str,

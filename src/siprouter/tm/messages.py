@@ -14,15 +14,16 @@ All text is ``str`` holding latin-1 decoded wire bytes.
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 from ..routing.forward import host_port
 from ..routing.replies import reply_head, totag_sums
 from ..sip.headers import Via, canonical_name
 from ..sip.message import SipMessage
 
-MAGIC = "z9hG4bK"
-BRANCH_PREFIX = "z9hG4bKsr"
-_PREFIX_LEN = len(BRANCH_PREFIX)
+MAGIC: Final = "z9hG4bK"
+BRANCH_PREFIX: Final = "z9hG4bKsr"
+_PREFIX_LEN: Final = len(BRANCH_PREFIX)
 
 
 # ------------------------------------------------------------------ branch ids
@@ -64,7 +65,7 @@ def local_totag(prefix: str, via: Via, callid: str) -> str:
 
 
 # ------------------------------------------------------------------ reason phrases
-_REASONS = {
+_REASONS: Final = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
     183: "Session Progress", 200: "OK", 202: "Accepted", 300: "Multiple Choices",
     301: "Moved Permanently", 302: "Moved Temporarily", 305: "Use Proxy",
@@ -82,7 +83,7 @@ _REASONS = {
     513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
     604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
-_CLASS_REASONS = ("Unspecified", "Provisional", "Successful", "Redirection", "Request Failure",
+_CLASS_REASONS: Final = ("Unspecified", "Provisional", "Successful", "Redirection", "Request Failure",
                   "Server Failure", "Global Failure")
 
 
@@ -95,7 +96,7 @@ def error_text(code: int) -> str:
 
 
 # internal error code -> (SIP code, text) of tm's error replies (err2reason_phrase)
-_ERRORS = {
+_ERRORS: Final = {
     -477: (477, "Unfortunately error on sending to next hop occurred"),
     -478: (478, "Unresolvable destination"),
     -400: (400, "Bad Request"),

@@ -28,7 +28,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ..routing.context import Address, Outgoing
 from ..routing.forward import strip_top_via
@@ -49,30 +49,30 @@ from .transaction import (
     Transaction,
 )
 
-log = logging.getLogger("siprouter.tm")
+log: Final = logging.getLogger("siprouter.tm")
 
-PENDING = -2   # pick(): some branch has no final reply yet
+PENDING: Final = -2   # pick(): some branch has no final reply yet
 
 # how to cancel a branch (Kamailio's F_CANCEL_B_* flags)
-KILL = 1          # stop the branch's timers; no CANCEL without a provisional reply
-FAKE_REPLY = 2    # no provisional reply yet: fake a 487 on it
-FORCE_CANCEL = 4  # send a CANCEL even without a provisional reply
-FORCE_RETR = 8    # no provisional reply yet: keep retransmitting until one comes
-CANCEL_B_METHODS = {0: FAKE_REPLY, 1: FORCE_RETR, 2: FORCE_CANCEL}
+KILL: Final = 1          # stop the branch's timers; no CANCEL without a provisional reply
+FAKE_REPLY: Final = 2    # no provisional reply yet: fake a 487 on it
+FORCE_CANCEL: Final = 4  # send a CANCEL even without a provisional reply
+FORCE_RETR: Final = 8    # no provisional reply yet: keep retransmitting until one comes
+CANCEL_B_METHODS: Final = {0: FAKE_REPLY, 1: FORCE_RETR, 2: FORCE_CANCEL}
 
-CANCELING = "canceling"
-CANCEL_DONE = "ok -- no more pending branches"
-CANCELED = "Request canceled"
+CANCELING: Final = "canceling"
+CANCEL_DONE: Final = "ok -- no more pending branches"
+CANCELED: Final = "Request canceled"
 
-STAT_NAMES = ("UAS_transactions", "UAC_transactions", "2xx_transactions", "3xx_transactions",
+STAT_NAMES: Final = ("UAS_transactions", "UAC_transactions", "2xx_transactions", "3xx_transactions",
               "4xx_transactions", "5xx_transactions", "6xx_transactions",
               "inuse_transactions", "active_transactions", "received_replies",
               "relayed_replies", "local_replies", "rpl_received", "rpl_generated", "rpl_sent",
               "created", "freed")
 
 # Kamailio's reply priorities for picking the best final reply (lower wins)
-_CLASS_PRIO = (32000, 11000, 0, 3000, 4000, 5000, 1000)
-_PREFERRED_4XX = frozenset((1, 7, 15, 20, 84))   # 401, 407, 415, 420, 484
+_CLASS_PRIO: Final = (32000, 11000, 0, 3000, 4000, 5000, 1000)
+_PREFERRED_4XX: Final = frozenset((1, 7, 15, 20, 84))   # 401, 407, 415, 420, 484
 
 
 @dataclass

@@ -7,22 +7,22 @@ Times are monotonic seconds; ``INF`` means "timer not running".
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..routing.context import Address
 from ..sip.message import SipMessage
 
-INF = float("inf")
+INF: Final = float("inf")
 
 # what a branch keeps of its final reply (Kamailio's uac[].reply)
-NO_REPLY = 0      # none, or dropped when the failure route started new branches
-REAL_REPLY = 1    # a received reply (ClientBranch.reply)
-FAKED_REPLY = 2   # a reply tm made up: 408 on timeout, 487 on CANCEL
+NO_REPLY: Final = 0      # none, or dropped when the failure route started new branches
+REAL_REPLY: Final = 1    # a received reply (ClientBranch.reply)
+FAKED_REPLY: Final = 2   # a reply tm made up: 408 on timeout, 487 on CANCEL
 
 # ClientBranch.cancel: where canceling the branch stands
-CANCEL_NONE = 0
-CANCEL_WAIT = 1   # marked canceled, no CANCEL sent (no provisional reply yet)
-CANCEL_SENT = 2   # our CANCEL is out (retransmitted until a reply or fr_timer)
+CANCEL_NONE: Final = 0
+CANCEL_WAIT: Final = 1   # marked canceled, no CANCEL sent (no provisional reply yet)
+CANCEL_SENT: Final = 2   # our CANCEL is out (retransmitted until a reply or fr_timer)
 
 FinalCallback = Callable[[int, "str | None", "SipMessage | None"], None]
 

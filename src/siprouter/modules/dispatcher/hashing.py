@@ -8,11 +8,13 @@ Key helpers return the hash for algorithms 0 (Call-ID), 1/2/3 (From/To/R-URI),
 
 from __future__ import annotations
 
-_MASK = 0xFFFFFFFF
-_BLANKS = b" \t\r\n"
+from typing import Final
 
-SIP_PORT = 5060
-SIPS_PORT = 5061
+_MASK: Final = 0xFFFFFFFF
+_BLANKS: Final = b" \t\r\n"
+
+SIP_PORT: Final = 5060
+SIPS_PORT: Final = 5061
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ...routing.context import Branch, Context, Outgoing
 from ...sip.errors import SipError
@@ -58,17 +58,17 @@ if TYPE_CHECKING:
     from ...routing.pv import Getter
     from ...transport.shared import SharedArea
 
-log = logging.getLogger("siprouter.dispatcher")
+log: Final = logging.getLogger("siprouter.dispatcher")
 
-ROUTES = frozenset(("request", "failure"))
-MARK_ROUTES = frozenset(("request", "failure", "onreply"))
+ROUTES: Final = frozenset(("request", "failure"))
+MARK_ROUTES: Final = frozenset(("request", "failure", "onreply"))
 
 MODE_DURI, MODE_RURI, MODE_XAVP = 0, 1, 2
-FAILOVER_FLAG = 2
-UNLIMITED = 0xFFFFFFFF
+FAILOVER_FLAG: Final = 2
+UNLIMITED: Final = 0xFFFFFFFF
 
-EVENT_DOWN = "dispatcher:dst-down"
-EVENT_UP = "dispatcher:dst-up"
+EVENT_DOWN: Final = "dispatcher:dst-down"
+EVENT_UP: Final = "dispatcher:dst-up"
 
 
 def _rule_number(rules: str, i: int, stop: str) -> tuple[int, int]:
@@ -86,7 +86,7 @@ def _rule_number(rules: str, i: int, stop: str) -> tuple[int, int]:
     return value, i
 
 
-DSV_KEYS = {"code": 0, "reason": 1, "flags": 2, "uri": 3, "setid": 4, "group": 4}
+DSV_KEYS: Final = {"code": 0, "reason": 1, "flags": 2, "uri": 3, "setid": 4, "group": 4}
 
 
 def _params() -> tuple[Param, ...]:

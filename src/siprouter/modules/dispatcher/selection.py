@@ -25,34 +25,34 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from itertools import chain
 from multiprocessing.context import BaseContext
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from .destinations import WEIGHT_SLOTS, Destination, DestinationSet
 
 T = TypeVar("T")
 
-ALG_HASH_CALLID = 0
-ALG_HASH_FROM_URI = 1
-ALG_HASH_TO_URI = 2
-ALG_HASH_RURI = 3
-ALG_ROUND_ROBIN = 4
-ALG_HASH_AUTH_USER = 5
-ALG_RANDOM = 6
-ALG_HASH_PV = 7
-ALG_SERIAL = 8
-ALG_WEIGHT = 9
-ALG_CALL_LOAD = 10
-ALG_RELATIVE_WEIGHT = 11
-ALG_PARALLEL = 12
-ALG_LATENCY = 13
+ALG_HASH_CALLID: Final = 0
+ALG_HASH_FROM_URI: Final = 1
+ALG_HASH_TO_URI: Final = 2
+ALG_HASH_RURI: Final = 3
+ALG_ROUND_ROBIN: Final = 4
+ALG_HASH_AUTH_USER: Final = 5
+ALG_RANDOM: Final = 6
+ALG_HASH_PV: Final = 7
+ALG_SERIAL: Final = 8
+ALG_WEIGHT: Final = 9
+ALG_CALL_LOAD: Final = 10
+ALG_RELATIVE_WEIGHT: Final = 11
+ALG_PARALLEL: Final = 12
+ALG_LATENCY: Final = 13
 
-HASH_ALGS = frozenset({0, 1, 2, 3, 5, 7})
+HASH_ALGS: Final = frozenset({0, 1, 2, 3, 5, 7})
 
 # Counters kept per set, addressed as set.index * COUNTERS_PER_SET + counter.
-RR_POINTER = 0
-WEIGHT_POINTER = 1
-RWEIGHT_POINTER = 2
-COUNTERS_PER_SET = 3
+RR_POINTER: Final = 0
+WEIGHT_POINTER: Final = 1
+RWEIGHT_POINTER: Final = 2
+COUNTERS_PER_SET: Final = 3
 
 KeyFn = Callable[[], int | None]
 
@@ -146,10 +146,14 @@ class SlotCounters(SharedCounters):
     def update(self, index: int, fn: Callable[[int], tuple[int, T]]) -> T:
         if not 0 <= index < self.size:
             raise IndexError(f"counter {index} outside 0..{self.size - 1}")
-        with self.lock:
+        lock = self.lock     # acquire/release: no Python-level __enter__ of multiprocessing's Lock
+        lock.acquire()
+        try:
             slot = self.base + index
             new, result = fn(self.words[slot])
             self.words[slot] = new
+        finally:
+            lock.release()
         return result
 
     def reset(self) -> None:

@@ -1,0 +1,364 @@
+/*
+ * siprouter.sip._speedups -- C versions of the parser's fast paths.
+ *
+ * Each function here does exactly what one Python fast path in headers.py /
+ * message.py does for the usual, canonical input, and returns None for
+ * anything else; the caller then runs the Python code, which stays the
+ * reference (it also reports the errors). tests/sip/test_speedups.py checks
+ * that both give the same result on the RFC 4475 corpus and on random input.
+ *
+ * Why C: a proxy that sleeps between messages finds its caches cold at each
+ * one, and the CPU it spends per message follows the number of distinct
+ * memory lines (code and data) it touches. A regular expression match, a
+ * split and a dozen string methods touch several hundred; one short loop over
+ * the bytes touches a few (docs/performance.md, "Cold caches").
+ *
+ * Only strings of 1-byte kind (latin-1, what parse_message() produces) are
+ * handled; others return None.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static int is_alpha(Py_UCS1 c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+static int is_digit(Py_UCS1 c) { return c >= '0' && c <= '9'; }
+static int is_hex(Py_UCS1 c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+/* Python's str.isspace() / regex \s for a latin-1 character */
+static int is_space(Py_UCS1 c) { return Py_UNICODE_ISSPACE(c); }
+
+/* A Via parameter character: [^;\s,"=] */
+static int via_param_char(Py_UCS1 c) {
+    return c != ';' && c != ',' && c != '"' && c != '=' && !is_space(c);
+}
+
+static PyObject *substr(PyObject *s, Py_ssize_t start, Py_ssize_t end) {
+    return PyUnicode_Substring(s, start, end);
+}
+
+/* ------------------------------------------------------------------ Via */
+PyDoc_STRVAR(via_fast_doc,
+"via_fast(raw) -> (transport, host, port_str, port, params, params_offset) or None\n\n"
+"headers.Via's fast path: the whole of ``raw`` is\n"
+"``SIP/2.0/<letters> <host or [v6]>[:<1-5 digits>][;name[=value]]...``, the port at\n"
+"most 65535 and no ``rport=`` parameter (those take the Python code).");
+
+static PyObject *via_fast(PyObject *self, PyObject *raw) {
+    if (!PyUnicode_Check(raw) || PyUnicode_READY(raw) < 0 || PyUnicode_KIND(raw) != PyUnicode_1BYTE_KIND)
+        Py_RETURN_NONE;
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(raw);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), i, t0, h0, h1, p0 = -1, p1 = -1, cut;
+    long port = -1;
+    if (n < 9 || memcmp(s, "SIP/2.0/", 8) != 0)
+        Py_RETURN_NONE;
+    i = t0 = 8;
+    while (i < n && is_alpha(s[i])) i++;
+    if (i == t0 || i >= n || s[i] != ' ')
+        Py_RETURN_NONE;
+    Py_ssize_t t1 = i++;
+    h0 = i;
+    if (i < n && s[i] == '[') {
+        i++;
+        while (i < n && (is_hex(s[i]) || s[i] == ':' || s[i] == '.')) i++;
+        if (i == h0 + 1 || i >= n || s[i] != ']')
+            Py_RETURN_NONE;
+        i++;
+    } else {
+        while (i < n && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '.' || s[i] == '-')) i++;
+        if (i == h0)
+            Py_RETURN_NONE;
+    }
+    h1 = i;
+    if (i < n && s[i] == ':') {
+        p0 = ++i;
+        port = 0;
+        while (i < n && is_digit(s[i]) && i - p0 < 6) port = port * 10 + (s[i++] - '0');
+        p1 = i;
+        if (p1 == p0 || p1 - p0 > 5 || port > 65535)
+            Py_RETURN_NONE;
+    }
+    cut = i;     /* params start here (or the end) */
+    /* parameters: (;name[=value])* up to the end */
+    Py_ssize_t j = i;
+    int count = 0;
+    while (j < n) {
+        if (s[j] != ';')
+            Py_RETURN_NONE;
+        Py_ssize_t a = ++j;
+        while (j < n && via_param_char(s[j])) j++;
+        if (j == a)
+            Py_RETURN_NONE;
+        if (j - a == 5 && j < n && s[j] == '=' && PyOS_strnicmp((const char *)s + a, "rport", 5) == 0)
+            Py_RETURN_NONE;
+        if (j < n && s[j] == '=') {
+            j++;
+            while (j < n && via_param_char(s[j])) j++;
+        }
+        count++;
+    }
+    PyObject *params = PyList_New(count), *result = NULL;
+    if (params == NULL)
+        return NULL;
+    j = i;
+    for (int k = 0; k < count; k++) {
+        Py_ssize_t a = ++j;
+        while (j < n && via_param_char(s[j])) j++;
+        PyObject *name = substr(raw, a, j), *value;
+        if (name == NULL)
+            goto fail;
+        if (j < n && s[j] == '=') {
+            Py_ssize_t v = ++j;
+            while (j < n && via_param_char(s[j])) j++;
+            value = substr(raw, v, j);
+            if (value == NULL) {
+                Py_DECREF(name);
+                goto fail;
+            }
+        } else {
+            value = Py_NewRef(Py_None);
+        }
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(name);
+            Py_DECREF(value);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 0, name);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyList_SET_ITEM(params, k, pair);
+    }
+    result = Py_BuildValue("(NNNNOn)",
+                           substr(raw, t0, t1), substr(raw, h0, h1),
+                           p0 >= 0 ? substr(raw, p0, p1) : Py_NewRef(Py_None),
+                           p0 >= 0 ? PyLong_FromLong(port) : Py_NewRef(Py_None),
+                           params, cut);
+fail:
+    Py_DECREF(params);
+    return result;
+}
+
+/* ------------------------------------------------------------------ name-addr */
+/* header params as in headers._parse_plain_params: list of (name, value|None);
+   NULL with no exception set when a name is empty (the Python code raises) */
+static const char *STRIP = " \t";
+
+static int blank(Py_UCS1 c) { return c == ' ' || c == '\t'; }
+
+static PyObject *plain_params(PyObject *text, const Py_UCS1 *s, Py_ssize_t start, Py_ssize_t n, int *bad) {
+    PyObject *params = PyList_New(0);
+    if (params == NULL)
+        return NULL;
+    Py_ssize_t i = start;
+    for (;;) {
+        Py_ssize_t item = i, end = i;
+        while (end < n && s[end] != ';') end++;
+        Py_ssize_t eq = item;
+        while (eq < end && s[eq] != '=') eq++;
+        Py_ssize_t a = item, b = eq;
+        while (a < b && blank(s[a])) a++;
+        while (b > a && blank(s[b - 1])) b--;
+        if (a == b) {
+            /* an empty name: fine only for an empty (or blank) item without '=' */
+            Py_ssize_t x = item;
+            while (x < end && blank(s[x])) x++;
+            if (eq < end || x < end) {
+                *bad = 1;
+                Py_DECREF(params);
+                return NULL;
+            }
+        } else {
+            PyObject *name = substr(text, a, b), *value;
+            if (name == NULL)
+                goto fail;
+            if (eq < end) {
+                Py_ssize_t va = eq + 1, vb = end;
+                while (va < vb && blank(s[va])) va++;
+                while (vb > va && blank(s[vb - 1])) vb--;
+                value = substr(text, va, vb);
+                if (value == NULL) {
+                    Py_DECREF(name);
+                    goto fail;
+                }
+            } else {
+                value = Py_NewRef(Py_None);
+            }
+            PyObject *pair = PyTuple_Pack(2, name, value);
+            Py_DECREF(name);
+            Py_DECREF(value);
+            if (pair == NULL || PyList_Append(params, pair) < 0) {
+                Py_XDECREF(pair);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+        if (end >= n)
+            break;
+        i = end + 1;
+    }
+    return params;
+fail:
+    Py_DECREF(params);
+    return NULL;
+}
+
+PyDoc_STRVAR(name_addr_fast_doc,
+"name_addr_fast(text) -> (display, uri_text, params) or None\n\n"
+"headers.NameAddr's fast path on an already stripped value:\n"
+"``[display or \"quoted\"] <uri>[;params]`` without quotes in the URI or the\n"
+"parameters; display is stripped of blanks, params as _parse_plain_params()\n"
+"gives them. None when the Python code is needed (or would raise).");
+
+static PyObject *name_addr_fast(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND)
+        Py_RETURN_NONE;
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, lt;
+    if (n > 0 && s[0] == '"') {
+        /* "[^"\\]*" then blanks then '<' */
+        i = 1;
+        while (i < n && s[i] != '"' && s[i] != '\\') i++;
+        if (i >= n || s[i] != '"')
+            Py_RETURN_NONE;
+        i++;
+        while (i < n && blank(s[i])) i++;
+        if (i >= n || s[i] != '<')
+            Py_RETURN_NONE;
+        lt = i;
+    } else {
+        /* [^"<>;]*? [ \t]* '<': everything before the first '<' */
+        while (i < n && s[i] != '"' && s[i] != '<' && s[i] != '>' && s[i] != ';') i++;
+        if (i >= n || s[i] != '<')
+            Py_RETURN_NONE;
+        lt = i;
+    }
+    Py_ssize_t u0 = lt + 1, u1 = u0;
+    while (u1 < n && s[u1] != '<' && s[u1] != '>' && s[u1] != '"' && !is_space(s[u1])) u1++;
+    if (u1 == u0 || u1 >= n || s[u1] != '>')
+        Py_RETURN_NONE;
+    i = u1 + 1;
+    while (i < n && blank(s[i])) i++;
+    Py_ssize_t p0 = i;
+    if (p0 < n && s[p0] != ';')
+        Py_RETURN_NONE;
+    for (Py_ssize_t k = p0; k < n; k++)
+        if (s[k] == '"' || s[k] == '<' || s[k] == '>')
+            Py_RETURN_NONE;
+    /* display: text[:lt] stripped of blanks */
+    Py_ssize_t d0 = 0, d1 = lt;
+    while (d0 < d1 && blank(s[d0])) d0++;
+    while (d1 > d0 && blank(s[d1 - 1])) d1--;
+    PyObject *params;
+    if (p0 < n) {
+        int bad = 0;
+        params = plain_params(text, s, p0 + 1, n, &bad);
+        if (params == NULL) {
+            if (bad)
+                Py_RETURN_NONE;
+            return NULL;
+        }
+    } else {
+        params = PyList_New(0);
+        if (params == NULL)
+            return NULL;
+    }
+    (void)STRIP;
+    return Py_BuildValue("(NNN)", substr(text, d0, d1), substr(text, u0, u1), params);
+}
+
+/* ------------------------------------------------------------------ message */
+PyDoc_STRVAR(split_message_doc,
+"split_message(text, names) -> (first, end, lines, keys) or None\n\n"
+"message._parse_fast's first half: ``first`` is the offset of the first CRLF,\n"
+"``end`` that of the CRLFCRLF ending the headers, ``lines`` the header lines\n"
+"between them and ``keys`` for each line ``names.get(line[:colon + 1])`` (None\n"
+"for a name not in the dict, or a line without a colon). None when there is no\n"
+"CRLF or no CRLFCRLF, or a bare CR or LF is in the header block.");
+
+static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_message(text: str, names: dict)");
+        return NULL;
+    }
+    PyObject *text = args[0], *names = args[1];
+    if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND)
+        Py_RETURN_NONE;
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), first = -1, end = -1, i;
+    for (i = 0; i + 1 < n; i++)
+        if (s[i] == '\r' && s[i + 1] == '\n') {
+            first = i;
+            break;
+        }
+    if (first < 0)
+        Py_RETURN_NONE;
+    Py_ssize_t count = 1;
+    /* the header block: CRLF-separated lines, no other CR or LF */
+    for (i = first; i + 3 < n; i++) {
+        if (s[i] == '\r' && s[i + 1] == '\n' && s[i + 2] == '\r' && s[i + 3] == '\n') {
+            end = i;
+            break;
+        }
+    }
+    if (end < 0)
+        Py_RETURN_NONE;
+    for (i = first + 2; i < end; i++) {
+        if (s[i] == '\r') {
+            if (s[i + 1] != '\n')
+                Py_RETURN_NONE;
+            count++;
+            i++;
+        } else if (s[i] == '\n') {
+            Py_RETURN_NONE;
+        }
+    }
+    if (end == first)
+        count = 0;
+    PyObject *lines = PyList_New(count), *keys = PyList_New(count);
+    if (lines == NULL || keys == NULL)
+        goto fail;
+    Py_ssize_t start = first + 2;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Py_ssize_t stop = start, colon = -1;
+        while (stop < end && s[stop] != '\r') {
+            if (colon < 0 && s[stop] == ':')
+                colon = stop;
+            stop++;
+        }
+        PyObject *line = PyUnicode_Substring(text, start, stop);
+        if (line == NULL)
+            goto fail;
+        PyList_SET_ITEM(lines, k, line);
+        PyObject *key = NULL;
+        if (colon >= 0) {
+            PyObject *name = PyUnicode_Substring(text, start, colon + 1);
+            if (name == NULL)
+                goto fail;
+            key = PyDict_GetItemWithError(names, name);
+            Py_DECREF(name);
+            if (key == NULL && PyErr_Occurred())
+                goto fail;
+        }
+        PyList_SET_ITEM(keys, k, Py_NewRef(key != NULL ? key : Py_None));
+        start = stop + 2;
+    }
+    return Py_BuildValue("(nnNN)", first, end, lines, keys);
+fail:
+    Py_XDECREF(lines);
+    Py_XDECREF(keys);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ module */
+static PyMethodDef methods[] = {
+    {"split_message", (PyCFunction)(void (*)(void))split_message, METH_FASTCALL, split_message_doc},
+    {"via_fast", via_fast, METH_O, via_fast_doc},
+    {"name_addr_fast", name_addr_fast, METH_O, name_addr_fast_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "siprouter.sip._speedups",
+    "C versions of the SIP parser's fast paths (see headers.py); optional.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

@@ -1,0 +1,181 @@
+"""The optional C fast paths (sip/_speedups.c) give exactly what the Python code gives.
+
+Each value is parsed twice, with the C function and with it switched off (the
+Python code is the reference), on hand-picked cases, the RFC 4475 corpus and
+random input. Only the compiled variant builds the extension
+(scripts/test-compiled.sh); the pure-Python run skips these tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from siprouter.sip import headers
+from siprouter.sip.errors import SipError
+from siprouter.sip.message import parse_message
+
+speedups = pytest.importorskip("siprouter.sip._speedups")
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+
+
+def via_fields(raw: str) -> Any:
+    try:
+        via = headers.Via(raw)
+    except SipError as err:
+        return ("error", type(err).__name__, str(err))
+    return (via.protocol, via.version, via.transport, via.host, via.port_str, via.port,
+            via.params, via.params_offset, via.hostport_end)
+
+
+def addr_fields(raw: str) -> Any:
+    try:
+        addr = headers.NameAddr(raw)
+    except SipError as err:
+        return ("error", type(err).__name__, str(err))
+    return (addr.display, addr.uri_text, addr.params)
+
+
+def both(fields: Any, name: str, raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_c = fields(raw)
+    with monkeypatch.context() as patch:
+        patch.setattr(headers, name, None)
+        python = fields(raw)
+    assert with_c == python, raw
+
+
+VIAS = [
+    "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-1-1-0",
+    "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1;rport",
+    "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1;rport=5060;received=1.2.3.4",
+    "SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bKx;lr;x=",
+    "SIP/2.0/UDP host.example.com:65535",
+    "SIP/2.0/UDP host:65536;branch=a",
+    "SIP/2.0/UDP host:123456",
+    "SIP/2.0/UDP host:;branch=a",
+    "SIP/2.0/UDP host;branch=a b",
+    "SIP/2.0/UDP host;;branch=a",
+    "SIP/2.0/UDP host;=a",
+    "SIP/2.0/UDP host;a=\"b\"",
+    "SIP/2.0/UDP host;a\xa0=b",
+    "SIP/2.0/UDP  host",
+    "sip/2.0/udp host",
+    "SIP/2.0/UDP [::1",
+    "SIP/2.0/UDP h\xe9ost",
+    "SIP/2.0/UDP host;RPORT=7",
+    "SIP/2.0/UDP host;branch=z\u0100",
+]
+
+ADDRS = [
+    "<sip:bob@example.com>",
+    "Bob <sip:bob@example.com>;tag=123",
+    "\"Bob Smith\" <sip:bob@example.com> ; tag = 1 ;x;",
+    "\"Bob \\\"Q\\\" Smith\" <sip:bob@example.com>",
+    "\"unterminated <sip:bob@example.com>",
+    "sip:bob@example.com;tag=1",
+    "<sip:bob@example.com>;=1",
+    "<sip:bob@example.com>;tag=\"q\"",
+    "<sip:bob@exa mple.com>",
+    "<>",
+    "Bob<sip:a@b>",
+    "<sip:a@b>\xa0;tag=1",
+    "<sip:a@b>junk",
+    "B;ob <sip:a@b>",
+    "\t <sip:a@b>;a;;b=",
+    "\"\u0100\" <sip:a@b>",
+]
+
+
+@pytest.mark.parametrize("raw", VIAS)
+def test_via_matches_the_python_code(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    both(via_fields, "_c_via", raw, monkeypatch)
+
+
+@pytest.mark.parametrize("raw", ADDRS)
+def test_name_addr_matches_the_python_code(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    both(addr_fields, "_c_name_addr", raw, monkeypatch)
+
+
+def test_the_usual_values_take_the_c_path() -> None:
+    assert speedups.via_fast(VIAS[0]) == ("UDP", "127.0.0.1", "5080", 5080,
+                                          [("branch", "z9hG4bK-1-1-0")], 26)
+    assert speedups.via_fast(VIAS[2]) is None       # rport=: the Python code
+    assert speedups.name_addr_fast("Bob <sip:bob@example.com>;tag=123") == (
+        "Bob", "sip:bob@example.com", [("tag", "123")])
+    assert speedups.name_addr_fast("<sip:a@b>;=1") is None    # the Python code raises
+
+
+def test_rfc4475_headers_match_the_python_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = SHARED / "rfc4475"
+    if not folder.is_dir():
+        pytest.skip("../shared/rfc4475 not found")
+    seen = 0
+    for path in sorted(folder.glob("*.dat")):
+        try:
+            msg = parse_message(path.read_bytes())
+        except SipError:
+            continue
+        for hdr in msg.headers:
+            if hdr.key == "via":
+                for part in headers.split_commas(headers.unfold(hdr.value)):
+                    both(via_fields, "_c_via", part, monkeypatch)
+                    seen += 1
+            elif hdr.key in ("from", "to", "contact", "route", "record-route"):
+                both(addr_fields, "_c_name_addr", headers.unfold(hdr.value), monkeypatch)
+                seen += 1
+    assert seen > 50
+
+
+PIECES = ["SIP/2.0/", "UDP", "tcp", " ", "  ", "\t", "host", "127.0.0.1", "[::1]", "[", "]",
+          ":", "5060", "65536", "123456", ";", "branch=z9hG4bK", "rport", "=", "=5", ",", "\"",
+          "<", ">", "sip:a@b", "Bob", "\\", "\xa0", "\x85", "\x1c", "\xe9", "tag", "x"]
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+def test_random_values_match_the_python_code(raw: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        for fields, name in ((via_fields, "_c_via"), (addr_fields, "_c_name_addr")):
+            with_c = fields(raw)
+            patch.setattr(headers, name, None)
+            python = fields(raw)
+            patch.undo()
+            assert with_c == python, (name, raw)
+
+
+TOKENS = st.lists(st.sampled_from(PIECES + ["a", "b", "1", ".", "-", "z9hG4bK", ""]),
+                  max_size=4).map("".join)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.sampled_from(["SIP/2.0/UDP ", "SIP/2.0/tls ", "SIP/2.0/ UDP "]),
+                 st.sampled_from(["host", "127.0.0.1", "[2001:db8::1]", "h-1.example", ""]),
+                 st.sampled_from(["", ":5060", ":0", ":99999", ":"]),
+                 st.lists(st.tuples(TOKENS, st.sampled_from(["", "="]), TOKENS), max_size=4)))
+def test_near_canonical_vias_match_the_python_code(parts: Any) -> None:
+    head, host, port, params = parts
+    raw = head + host + port + "".join(";" + n + eq + v for n, eq, v in params)
+    with pytest.MonkeyPatch.context() as patch:
+        with_c = via_fields(raw)
+        patch.setattr(headers, "_c_via", None)
+        assert with_c == via_fields(raw), raw
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.sampled_from(["", "Bob ", "\"Bob\" ", "\"B;<\" ", " \t", "B\"ob "]),
+                 st.sampled_from(["<sip:a@b>", "<sip:a@b;lr>", "<>", "<sip:a b>", "sip:a@b"]),
+                 st.sampled_from(["", " ", "\t"]),
+                 st.lists(st.tuples(TOKENS, st.sampled_from(["", "=", " = "]), TOKENS),
+                          max_size=4)))
+def test_near_canonical_name_addrs_match_the_python_code(parts: Any) -> None:
+    display, uri, blanks, params = parts
+    raw = display + uri + blanks + "".join(";" + n + eq + v for n, eq, v in params)
+    with pytest.MonkeyPatch.context() as patch:
+        with_c = addr_fields(raw)
+        patch.setattr(headers, "_c_name_addr", None)
+        assert with_c == addr_fields(raw), raw
