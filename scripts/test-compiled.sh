@@ -16,4 +16,5 @@ echo "compiled $n extension modules"
 export PYTHONPATH="$work/src"
 export SIPROUTER_SHARED="${SIPROUTER_SHARED:-$root/../shared}"
 python3 -c 'import siprouter.sip.message as m, sys; sys.exit(0 if m.__file__.endswith(".so") else 1)'
+python3 -c 'import siprouter.sip._speedups'    # the C fast paths (tests/sip/test_speedups.py)
 exec python3 -m pytest -p no:cacheprovider "$@" tests
