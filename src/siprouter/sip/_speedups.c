@@ -32,6 +32,17 @@ static int via_param_char(Py_UCS1 c) {
     return c != ';' && c != ',' && c != '"' && c != '=' && !is_space(c);
 }
 
+/* a str of 1-byte kind (latin-1): the only strings handled here */
+static int latin1(PyObject *s) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+#endif
+    return PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND;
+}
+
 static PyObject *substr(PyObject *s, Py_ssize_t start, Py_ssize_t end) {
     return PyUnicode_Substring(s, start, end);
 }
@@ -44,7 +55,7 @@ PyDoc_STRVAR(via_fast_doc,
 "most 65535 and no ``rport=`` parameter (those take the Python code).");
 
 static PyObject *via_fast(PyObject *self, PyObject *raw) {
-    if (!PyUnicode_Check(raw) || PyUnicode_READY(raw) < 0 || PyUnicode_KIND(raw) != PyUnicode_1BYTE_KIND)
+    if (!PyUnicode_Check(raw) || !latin1(raw))
         Py_RETURN_NONE;
     const Py_UCS1 *s = PyUnicode_1BYTE_DATA(raw);
     Py_ssize_t n = PyUnicode_GET_LENGTH(raw), i, t0, h0, h1, p0 = -1, p1 = -1, cut;
@@ -139,9 +150,7 @@ fail:
 
 /* ------------------------------------------------------------------ name-addr */
 /* header params as in headers._parse_plain_params: list of (name, value|None);
-   NULL with no exception set when a name is empty (the Python code raises) */
-static const char *STRIP = " \t";
-
+   NULL with *bad set when a name is empty (the Python code raises) */
 static int blank(Py_UCS1 c) { return c == ' ' || c == '\t'; }
 
 static PyObject *plain_params(PyObject *text, const Py_UCS1 *s, Py_ssize_t start, Py_ssize_t n, int *bad) {
@@ -209,7 +218,7 @@ PyDoc_STRVAR(name_addr_fast_doc,
 "gives them. None when the Python code is needed (or would raise).");
 
 static PyObject *name_addr_fast(PyObject *self, PyObject *text) {
-    if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND)
+    if (!PyUnicode_Check(text) || !latin1(text))
         Py_RETURN_NONE;
     const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, lt;
@@ -261,7 +270,6 @@ static PyObject *name_addr_fast(PyObject *self, PyObject *text) {
         if (params == NULL)
             return NULL;
     }
-    (void)STRIP;
     return Py_BuildValue("(NNN)", substr(text, d0, d1), substr(text, u0, u1), params);
 }
 
@@ -280,7 +288,7 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     PyObject *text = args[0], *names = args[1];
-    if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND)
+    if (!PyUnicode_Check(text) || !latin1(text))
         Py_RETURN_NONE;
     const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), first = -1, end = -1, i;
