@@ -273,7 +273,7 @@ def runtime_regex(pattern: str) -> re.Pattern[str] | None:
 # expressions whose value is always 0 or 1
 _ZERO_ONE: Final = (ast.FuncCallExpr, ast.RouteCall, ast.LegacyMatch, ast.Defined, ast.StrEmpty)
 _ZERO_ONE_OPS: Final = frozenset(("&&", "||", "==", "!=", "eq", "ne", "ieq", "ine", "=~",
-                           "<", ">", "<=", ">="))
+                                  "<", ">", "<=", ">="))
 
 
 # ------------------------------------------------------------------ static typing helpers

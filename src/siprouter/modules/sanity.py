@@ -47,8 +47,8 @@ VIA1_HEADER: Final = 16384
 
 # Kamailio's execution order: via1 right after the required headers, dup-tags last.
 CHECK_ORDER: Final = (RURI_SIP_VERSION, RURI_SCHEME, REQUIRED_HEADERS, VIA1_HEADER, VIA_SIP_VERSION,
-               VIA_PROTOCOL, CSEQ_METHOD, CSEQ_VALUE, CL, EXPIRES_VALUE, PROXY_REQUIRE,
-               PARSE_URIS, DIGEST, AUTHORIZATION, DUPTAGS)
+                      VIA_PROTOCOL, CSEQ_METHOD, CSEQ_VALUE, CL, EXPIRES_VALUE, PROXY_REQUIRE,
+                      PARSE_URIS, DIGEST, AUTHORIZATION, DUPTAGS)
 ALL_CHECKS: Final = 0x7FFF            # every bit known to 5.6
 MAX_CHECKS: Final = 32768             # cfg masks must be 1 .. MAX_CHECKS-1
 URI_CHECK_RURI: Final = 1
@@ -155,7 +155,7 @@ def kamailio_uri(text: str) -> Uri | None:
 # parses (once the port is checked), anything else goes through the real parser.
 # (The only '@' is the one after the user part, and the user part has no '?'.)
 _SIMPLE_SIP_URI: Final = re.compile(r'[sS][iI][pP][sS]?:(?:[^\s<>"@?]+@)?[A-Za-z0-9._-]+'
-                             r'(?::([0-9]{1,5}))?(?:[;?][^@]*)?', re.ASCII)
+                                    r'(?::([0-9]{1,5}))?(?:[;?][^@]*)?', re.ASCII)
 
 
 _URI_OK: Final[dict[str, bool]] = {}
@@ -183,7 +183,7 @@ def _uri_text_ok(text: str) -> bool:
 
 
 _DIGEST_PARAMS: Final = frozenset(("username", "realm", "nonce", "uri", "response", "cnonce",
-                            "opaque", "qop", "nc", "algorithm"))
+                                   "opaque", "qop", "nc", "algorithm"))
 # Kamailio tests for 'n' (not '\n') after the scheme name; reproduced on purpose.
 _AFTER_DIGEST: Final = frozenset(" \rn\t,")
 

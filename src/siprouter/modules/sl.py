@@ -32,15 +32,15 @@ def sl_totag(prefix: str, via: Via, callid: str) -> str:
 
 # sl statistics buckets (spec/sl.md section 10)
 _CODE_BUCKETS: Final = {200: "200_replies", 202: "202_replies", 300: "300_replies",
-                 301: "301_replies", 302: "302_replies", 400: "400_replies",
-                 401: "401_replies", 403: "403_replies", 404: "404_replies",
-                 407: "407_replies", 408: "408_replies", 483: "483_replies",
-                 500: "500_replies"}
+                        301: "301_replies", 302: "302_replies", 400: "400_replies",
+                        401: "401_replies", 403: "403_replies", 404: "404_replies",
+                        407: "407_replies", 408: "408_replies", 483: "483_replies",
+                        500: "500_replies"}
 STAT_NAMES: Final = ("1xx_replies", "200_replies", "202_replies", "2xx_replies", "300_replies",
-              "301_replies", "302_replies", "3xx_replies", "400_replies", "401_replies",
-              "403_replies", "404_replies", "407_replies", "408_replies", "483_replies",
-              "4xx_replies", "500_replies", "5xx_replies", "6xx_replies", "xxx_replies",
-              "sent_replies", "sent_err_replies", "failures", "received_ACKs")
+                     "301_replies", "302_replies", "3xx_replies", "400_replies", "401_replies",
+                     "403_replies", "404_replies", "407_replies", "408_replies", "483_replies",
+                     "4xx_replies", "500_replies", "5xx_replies", "6xx_replies", "xxx_replies",
+                     "sent_replies", "sent_err_replies", "failures", "received_ACKs")
 
 
 def bucket_for(code: int) -> str:

@@ -11,9 +11,9 @@ from ..sip.headers import canonical_name
 from .base import REQUEST_ROUTES, Exports, Function, Module
 
 KEMI_METHOD_LETTERS: Final = {"I": "INVITE", "A": "ACK", "B": "BYE", "C": "CANCEL", "R": "REGISTER",
-                       "O": "OPTIONS", "S": "SUBSCRIBE", "N": "NOTIFY", "P": "PUBLISH",
-                       "M": "MESSAGE", "E": "PRACK", "F": "REFER", "U": "UPDATE", "K": "KDMQ",
-                       "G": "GET", "T": "POST", "V": "PUT", "D": "DELETE"}
+                              "O": "OPTIONS", "S": "SUBSCRIBE", "N": "NOTIFY", "P": "PUBLISH",
+                              "M": "MESSAGE", "E": "PRACK", "F": "REFER", "U": "UPDATE",
+                              "K": "KDMQ", "G": "GET", "T": "POST", "V": "PUT", "D": "DELETE"}
 
 
 def method_of(ctx: Context) -> str:

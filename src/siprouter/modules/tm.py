@@ -65,7 +65,7 @@ _STATUS_ROUTES: Final = frozenset(("request", "failure", "reply", "onreply"))
 _FAILURE_ROUTES: Final = frozenset(("failure", "event"))
 _REQUEST_ONLY: Final = frozenset(("request",))
 _ANY: Final = frozenset(("request", "failure", "branch", "reply", "onreply", "event", "onsend",
-                  "local"))
+                         "local"))
 
 
 class TmState:

@@ -73,7 +73,7 @@ def redirect_contact(ctx: Context) -> str:
 
 
 _COPIED: Final = frozenset(("via", "from", "to", "call-id", "cseq"))
-_COPIED_WITH_RR = _COPIED | {"record-route"}
+_COPIED_WITH_RR: Final = _COPIED | {"record-route"}
 
 
 def reply_head(msg: SipMessage, code: int, reason: str, src: Address, force_rport: bool,

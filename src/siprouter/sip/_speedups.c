@@ -47,6 +47,27 @@ static PyObject *substr(PyObject *s, Py_ssize_t start, Py_ssize_t end) {
     return PyUnicode_Substring(s, start, end);
 }
 
+/* append (text[a:b], text[va:vb]) to params; the value is None when va < 0 */
+static int append_param(PyObject *params, PyObject *text, Py_ssize_t a, Py_ssize_t b,
+                        Py_ssize_t va, Py_ssize_t vb) {
+    PyObject *name = substr(text, a, b);
+    if (name == NULL)
+        return -1;
+    PyObject *value = va >= 0 ? substr(text, va, vb) : Py_NewRef(Py_None);
+    if (value == NULL) {
+        Py_DECREF(name);
+        return -1;
+    }
+    PyObject *pair = PyTuple_Pack(2, name, value);
+    Py_DECREF(name);
+    Py_DECREF(value);
+    if (pair == NULL)
+        return -1;
+    int rc = PyList_Append(params, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ Via */
 PyDoc_STRVAR(via_fast_doc,
 "via_fast(raw) -> (transport, host, port_str, port, params, params_offset) or None\n\n"
@@ -90,53 +111,25 @@ static PyObject *via_fast(PyObject *self, PyObject *raw) {
     }
     cut = i;     /* params start here (or the end) */
     /* parameters: (;name[=value])* up to the end */
-    Py_ssize_t j = i;
-    int count = 0;
-    while (j < n) {
-        if (s[j] != ';')
-            Py_RETURN_NONE;
-        Py_ssize_t a = ++j;
-        while (j < n && via_param_char(s[j])) j++;
-        if (j == a)
-            Py_RETURN_NONE;
-        if (j - a == 5 && j < n && s[j] == '=' && PyOS_strnicmp((const char *)s + a, "rport", 5) == 0)
-            Py_RETURN_NONE;
-        if (j < n && s[j] == '=') {
-            j++;
-            while (j < n && via_param_char(s[j])) j++;
-        }
-        count++;
-    }
-    PyObject *params = PyList_New(count), *result = NULL;
+    PyObject *params = PyList_New(0), *result = NULL;
     if (params == NULL)
         return NULL;
-    j = i;
-    for (int k = 0; k < count; k++) {
-        Py_ssize_t a = ++j;
-        while (j < n && via_param_char(s[j])) j++;
-        PyObject *name = substr(raw, a, j), *value;
-        if (name == NULL)
-            goto fail;
-        if (j < n && s[j] == '=') {
-            Py_ssize_t v = ++j;
-            while (j < n && via_param_char(s[j])) j++;
-            value = substr(raw, v, j);
-            if (value == NULL) {
-                Py_DECREF(name);
-                goto fail;
-            }
-        } else {
-            value = Py_NewRef(Py_None);
+    while (i < n) {
+        if (s[i] != ';')
+            goto other;
+        Py_ssize_t a = ++i, v = -1;
+        while (i < n && via_param_char(s[i])) i++;
+        Py_ssize_t b = i;
+        if (b == a)
+            goto other;
+        if (i < n && s[i] == '=') {
+            if (b - a == 5 && PyOS_strnicmp((const char *)s + a, "rport", 5) == 0)
+                goto other;
+            v = ++i;
+            while (i < n && via_param_char(s[i])) i++;
         }
-        PyObject *pair = PyTuple_New(2);
-        if (pair == NULL) {
-            Py_DECREF(name);
-            Py_DECREF(value);
+        if (append_param(params, raw, a, b, v, i) < 0)
             goto fail;
-        }
-        PyTuple_SET_ITEM(pair, 0, name);
-        PyTuple_SET_ITEM(pair, 1, value);
-        PyList_SET_ITEM(params, k, pair);
     }
     result = Py_BuildValue("(NNNNOn)",
                            substr(raw, t0, t1), substr(raw, h0, h1),
@@ -146,6 +139,9 @@ static PyObject *via_fast(PyObject *self, PyObject *raw) {
 fail:
     Py_DECREF(params);
     return result;
+other:
+    Py_DECREF(params);
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------ name-addr */
@@ -167,38 +163,21 @@ static PyObject *plain_params(PyObject *text, const Py_UCS1 *s, Py_ssize_t start
         while (a < b && blank(s[a])) a++;
         while (b > a && blank(s[b - 1])) b--;
         if (a == b) {
-            /* an empty name: fine only for an empty (or blank) item without '=' */
-            Py_ssize_t x = item;
-            while (x < end && blank(s[x])) x++;
-            if (eq < end || x < end) {
+            /* an empty name: fine only without '=' (an empty or blank item) */
+            if (eq < end) {
                 *bad = 1;
                 Py_DECREF(params);
                 return NULL;
             }
         } else {
-            PyObject *name = substr(text, a, b), *value;
-            if (name == NULL)
-                goto fail;
+            Py_ssize_t va = -1, vb = end;
             if (eq < end) {
-                Py_ssize_t va = eq + 1, vb = end;
+                va = eq + 1;
                 while (va < vb && blank(s[va])) va++;
                 while (vb > va && blank(s[vb - 1])) vb--;
-                value = substr(text, va, vb);
-                if (value == NULL) {
-                    Py_DECREF(name);
-                    goto fail;
-                }
-            } else {
-                value = Py_NewRef(Py_None);
             }
-            PyObject *pair = PyTuple_Pack(2, name, value);
-            Py_DECREF(name);
-            Py_DECREF(value);
-            if (pair == NULL || PyList_Append(params, pair) < 0) {
-                Py_XDECREF(pair);
+            if (append_param(params, text, a, b, va, vb) < 0)
                 goto fail;
-            }
-            Py_DECREF(pair);
         }
         if (end >= n)
             break;

@@ -184,11 +184,8 @@ class Via:
         if _c_via is not None:
             done = _c_via(raw)
             if done is not None:
-                self.transport, self.host, port, self.port, self.params, cut = done
-                self.protocol = "SIP"
-                self.version = "2.0"
-                self.port_str = port or ""
-                self.params_offset = self.hostport_end = cut
+                transport, host, port, number, params, cut = done
+                self._set_canonical(transport, host, port, number, params, cut)
                 return
         fast = _VIA_FAST.match(raw)
         if fast is not None and self._init_fast(fast):
@@ -262,6 +259,12 @@ class Via:
                     params.append((name, _rport_value(value)))
                 else:
                     params.append((name, value if eq else None))
+        self._set_canonical(transport, host, port, number, params, len(self.raw) - len(ptext))
+        return True
+
+    def _set_canonical(self, transport: str, host: str, port: str | None, number: int | None,
+                       params: list[tuple[str, str | None]], params_offset: int) -> None:
+        """The fields of a canonical value (the regex fast path or its C version)."""
         self.protocol = "SIP"
         self.version = "2.0"
         self.transport = transport
@@ -269,8 +272,7 @@ class Via:
         self.port_str = port or ""
         self.port = number
         self.params = params
-        self.params_offset = self.hostport_end = len(self.raw) - len(ptext)
-        return True
+        self.params_offset = self.hostport_end = params_offset
 
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
@@ -490,7 +492,7 @@ def _split_auth_params(text: str) -> list[str]:
 # does not allow.
 
 TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                        "-.!%*_+`'~")
+                               "-.!%*_+`'~")
 _WORD_CHARS = TOKEN_CHARS | frozenset('()<>:\\"/[]?{}')
 _CTL_OK: Final = frozenset("\t")
 
@@ -650,7 +652,7 @@ def check_name_addr_list(value: str, what: str, angle_required: bool = False,
 
 
 _SENT_PROTOCOL: Final = re.compile(r"[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t/]+)"
-                            r"[ \t]+")
+                                   r"[ \t]+")
 
 
 def check_via_value(value: str) -> Via:
@@ -777,8 +779,8 @@ def check_accept(value: str) -> None:
 
 
 _DATE: Final = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
-                   r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
-                   r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z")
+                          r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+                          r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z")
 
 
 def check_date(value: str) -> None:

@@ -123,12 +123,12 @@ def _remember(cache: dict[str, T], key: str, value: T) -> T:
 # Kamailio's faked message (core/fmsg.c): the request seen by routes that run without
 # one (dispatcher keepalive events, KSR called outside a route)
 FAKED_REQUEST: Final = ("OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
-                 "Via: SIP/2.0/UDP 127.0.0.1\r\n"
-                 "From: <you@kamailio.org>;tag=123\r\n"
-                 "To: <you@kamailio.org>\r\n"
-                 "Call-ID: 123\r\n"
-                 "CSeq: 1 OPTIONS\r\n"
-                 "Content-Length: 0\r\n\r\n")
+                        "Via: SIP/2.0/UDP 127.0.0.1\r\n"
+                        "From: <you@kamailio.org>;tag=123\r\n"
+                        "To: <you@kamailio.org>\r\n"
+                        "Call-ID: 123\r\n"
+                        "CSeq: 1 OPTIONS\r\n"
+                        "Content-Length: 0\r\n\r\n")
 
 
 # Edits are (start, seq, end, text): replace text[start:end] by text; inserts have
@@ -399,8 +399,8 @@ class SipMessage:
 
 
 _KNOWN_METHODS: Final = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO",
-                            "PRACK", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
-                            "PUBLISH"))
+                                   "PRACK", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
+                                   "PUBLISH"))
 _METHOD_RE: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 
 
@@ -553,14 +553,14 @@ def parse_general(text: str) -> SipMessage:
 # Headers that may appear at most once (RFC 3261 section 7.3.1: their grammar is
 # not a comma-separated list).
 SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length", "max-forwards",
-                  "content-type", "expires", "date", "min-expires", "mime-version")
+                         "content-type", "expires", "date", "min-expires", "mime-version")
 # Required in every message (RFC 3261 section 8.1.1). Max-Forwards is required
 # in requests by RFC 3261 but absent from RFC 2543 ones, which stay acceptable.
 REQUIRED_HEADERS: Final = ("from", "to", "call-id", "cseq", "via")
 MAX_FORWARDS_LIMIT: Final = 255
 
 _REASON_OK: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                       "-_.!~*'();/?:@&=+$,% \t")
+                              "-_.!~*'();/?:@&=+$,% \t")
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
 
 

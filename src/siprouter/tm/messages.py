@@ -84,7 +84,7 @@ _REASONS: Final = {
     604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
 _CLASS_REASONS: Final = ("Unspecified", "Provisional", "Successful", "Redirection", "Request Failure",
-                  "Server Failure", "Global Failure")
+                         "Server Failure", "Global Failure")
 
 
 def error_text(code: int) -> str:

@@ -65,10 +65,10 @@ CANCEL_DONE: Final = "ok -- no more pending branches"
 CANCELED: Final = "Request canceled"
 
 STAT_NAMES: Final = ("UAS_transactions", "UAC_transactions", "2xx_transactions", "3xx_transactions",
-              "4xx_transactions", "5xx_transactions", "6xx_transactions",
-              "inuse_transactions", "active_transactions", "received_replies",
-              "relayed_replies", "local_replies", "rpl_received", "rpl_generated", "rpl_sent",
-              "created", "freed")
+                     "4xx_transactions", "5xx_transactions", "6xx_transactions",
+                     "inuse_transactions", "active_transactions", "received_replies",
+                     "relayed_replies", "local_replies", "rpl_received", "rpl_generated",
+                     "rpl_sent", "created", "freed")
 
 # Kamailio's reply priorities for picking the best final reply (lower wins)
 _CLASS_PRIO: Final = (32000, 11000, 0, 3000, 4000, 5000, 1000)
