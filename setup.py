@@ -46,5 +46,9 @@ if os.environ.get("SIPROUTER_MYPYC") == "1":
     # hand-written C versions of the parser's fast paths (sip/_speedups.c)
     ext_modules.append(Extension("siprouter.sip._speedups", ["src/siprouter/sip/_speedups.c"],
                                  extra_compile_args=["-O2"]))
+    # Calls into libpython through the GOT instead of PLT stubs: one cache line
+    # fewer per distinct C-API function a message touches (docs/performance.md).
+    for ext in ext_modules:
+        ext.extra_compile_args = [*ext.extra_compile_args, "-fno-plt"]
 
 setup(ext_modules=ext_modules)

@@ -120,6 +120,19 @@ def misses(path: str) -> dict[str, int]:
     return found
 
 
+def summary(path: str) -> dict[str, int]:
+    """The whole run's event totals (``events:`` and ``summary:`` lines of the output)."""
+    names: list[str] = []
+    values: list[int] = []
+    with open(path) as out:
+        for line in out:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith("summary:"):
+                values = [int(v) for v in line.split()[1:]]
+    return dict(zip(names, values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=("a", "b"))
@@ -132,6 +145,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         result = {}
+        instructions: dict[str, int] = {}
         for mode in ("idle", "run"):
             out = os.path.join(tmp, mode)
             subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=yes",
@@ -140,10 +154,13 @@ def main() -> None:
                             str(args.messages), "--child", mode],
                            check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
             result[mode] = misses(out)
+            instructions[mode] = summary(out)["Ir"]
     per = {name: (result["run"].get(name, 0) - result["idle"].get(name, 0)) / args.messages
            for name in set(result["run"]) | set(result["idle"])}
     total = per.pop("PROGRAM TOTALS", 0.0)
-    print(f"scenario {args.scenario}: {total:.0f} last-level misses per message")
+    print(f"scenario {args.scenario}: {total:.0f} last-level misses per message, "
+          f"{(instructions['run'] - instructions['idle']) / args.messages / 1000:.1f}k "
+          "instructions")
     for name, value in sorted(per.items(), key=lambda item: -item[1])[:args.top]:
         print(f"{value:8.0f}  {name[-110:]}")
 

@@ -170,3 +170,31 @@ def test_near_canonical_vias_match_the_python_code(parts: Any) -> None:
 def test_near_canonical_name_addrs_match_the_python_code(parts: Any) -> None:
     display, uri, blanks, params = parts
     both(addr_fields, "_c_name_addr", with_params(display + uri + blanks, params))
+
+
+NAMES = ["via", "from", "to", "call-id", "x-custom", "Via", "", "vía", "v\u0131a"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(NAMES), max_size=10), st.sampled_from(NAMES),
+       st.lists(st.booleans(), min_size=10, max_size=10), st.booleans())
+def test_key_scans_match_the_list_methods(keys: list[str], key: str, copies: list[bool],
+                                          intern_key: bool) -> None:
+    """Interned or not (copies: equal strings that are other objects), same answer as list's."""
+    import sys
+    keys = [("x" + k)[1:] if copy else sys.intern(k) for k, copy in zip(keys, copies)]
+    key = sys.intern(key) if intern_key else ("x" + key)[1:]
+    assert speedups.key_count(keys, key) == keys.count(key)
+    assert speedups.key_index(keys, key) == (keys.index(key) if key in keys else -1)
+
+
+def test_header_lookups_use_the_c_scans() -> None:
+    from siprouter.sip import message
+    msg = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+                        b"v: SIP/2.0/UDP g;branch=z9hG4bK2\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n")
+    assert message._c_key_index is speedups.key_index
+    assert msg.header_index("via") == 0 and msg.count("via") == 2
+    assert msg.header_index("x-a") == 2 and msg.header_value("x-a") == "1"
+    assert msg.header_index("route") == -1 and not msg.has_header("route")
+    assert [h.value for h in msg.headers_named("via")] == [
+        "SIP/2.0/UDP h;branch=z9hG4bK1", "SIP/2.0/UDP g;branch=z9hG4bK2"]

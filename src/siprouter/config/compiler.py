@@ -752,11 +752,7 @@ class Compiler:
         if all(const for const, _ in compiled):
             values = tuple(v for _, v in compiled)
             if core:
-                def call_core(ctx: Context) -> int:
-                    ctx.last_error = -1
-                    code: int = impl(ctx, *values)
-                    return code
-                return call_core
+                return self._core_call(impl, values)
             if keep_error:
                 def call_keep(ctx: Context) -> int:
                     code: int = impl(ctx, *values)
@@ -822,6 +818,27 @@ class Compiler:
                 raise ScriptExit(0)
             return code
         return call_dyn
+
+    @staticmethod
+    def _core_call(impl: Callable[..., int], values: tuple[Any, ...]) -> Callable[[Context], int]:
+        """A core function with constant arguments (no $rc, no script end on 0)."""
+        if not values:
+            def call_core0(ctx: Context) -> int:
+                ctx.last_error = -1
+                return impl(ctx)
+            return call_core0
+        if len(values) == 1:
+            v0 = values[0]
+
+            def call_core1(ctx: Context) -> int:
+                ctx.last_error = -1
+                return impl(ctx, v0)
+            return call_core1
+
+        def call_core(ctx: Context) -> int:
+            ctx.last_error = -1
+            return impl(ctx, *values)
+        return call_core
 
     def call_stmt(self, name: str, args: tuple[ast.Expr, ...], pos: ast.Pos) -> Stmt:
         return self.call_expr_raw(name, args, pos)

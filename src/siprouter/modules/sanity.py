@@ -256,10 +256,10 @@ def full_parse_ok(msg: SipMessage) -> bool:
     """False when parsing all headers fails in 5.6 (strict duplicates, two Max-Forwards)."""
     if has_broken_headers(msg):
         return False
-    keys = msg.keys
-    if len(keys) == len(set(keys)):
-        return True
-    return all(keys.count(key) <= 1 for key in _SINGLE_HEADERS)
+    for key in _SINGLE_HEADERS:
+        if msg.count(key) > 1:
+            return False
+    return True
 
 
 def _count_tags(addr: NameAddr) -> int:
@@ -468,16 +468,13 @@ class SanityModule(Module):
 
     def _check_required_headers(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        keys = msg.keys
-        if "from" not in keys or "to" not in keys or "call-id" not in keys \
-                or "cseq" not in keys:
-            return MARK_NOREPLY
-        if len(keys) == len(set(keys)):      # no header twice: nothing more to check
-            return None
+        for key in _REQUIRED:
+            if not msg.has_header(key):
+                return MARK_NOREPLY
         if not full_parse_ok(msg):
             return BAD_HEADERS
         for key in _REQUIRED:
-            if keys.count(key) > 1:    # only reachable without the strict parser
+            if msg.count(key) > 1:    # only reachable without the strict parser
                 return SILENT
         return None
 
@@ -492,7 +489,7 @@ class SanityModule(Module):
         msg = ctx.msg
         if not msg.is_request:
             return SILENT    # a reply has no request-line method to compare with
-        if "cseq" not in msg.keys:
+        if not msg.has_header("cseq"):
             return SILENT
         try:
             method = msg.cseq.method
@@ -506,7 +503,7 @@ class SanityModule(Module):
 
     def _check_cseq_value(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        if "cseq" not in msg.keys:
+        if not msg.has_header("cseq"):
             return SILENT
         try:
             number = msg.cseq.number
@@ -520,12 +517,12 @@ class SanityModule(Module):
 
     def _check_cl(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        keys = msg.keys
-        if "content-length" not in keys:
+        hdr = msg.header("content-length")
+        if hdr is None:
             return None    # missing Content-Length is fine (Kamailio only logs)
-        if keys.count("content-length") > 1:
+        if msg.count("content-length") > 1:
             return CL_FAILURE
-        value = msg.header_value("content-length") or ""
+        value = hdr.value
         if not value or not value.isdigit() or not value.isascii():
             return CL_FAILURE
         if not msg.complete:

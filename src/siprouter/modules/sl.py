@@ -16,6 +16,9 @@ from .base import REQUEST_ROUTES, Exports, Function, Module, Param, PseudoVar
 log: Final = logging.getLogger("siprouter.sl")
 
 ACK_WINDOW: Final = 2.0  # seconds after the last stateless reply during which ACKs are filtered
+# the shared last-reply time is written at most this often (Kamailio keeps it in
+# 62.5 ms ticks); the window may so end up to this much early
+LAST_REPLY_RESOLUTION: Final = 0.05
 SL_TAG_LEN: Final = 41
 
 
@@ -119,6 +122,7 @@ class SlModule(Module):
         self.stats = dict.fromkeys(STAT_NAMES, 0)
         # a SharedTimestamp here, or the shared-memory one of the transport layer
         self.last_reply: Any = SharedTimestamp()
+        self._last_written = -1e18    # what this worker last wrote to last_reply
         self.prefix = ""
 
     def init(self) -> None:
@@ -207,7 +211,9 @@ class SlModule(Module):
             return -1
         ctx.send(data.encode("latin-1"), dst)
         ctx.replied = True
-        self.last_reply.set(ctx.now)
+        if ctx.now - self._last_written >= LAST_REPLY_RESOLUTION:
+            self._last_written = ctx.now
+            self.last_reply.set(ctx.now)
         self.stats[bucket_for(code % 1000)] += 1
         self.stats["sent_replies"] += 1
         return 1
@@ -219,7 +225,8 @@ class SlModule(Module):
                 self.params["default_reason"] if reason is None else reason)
 
     def sl_send_reply(self, ctx: Context, code: int | None, reason: str | None) -> int:
-        return self.send_stateless(ctx, *self._code_reason(code, reason))
+        code, reason = self._code_reason(code, reason)
+        return self.send_stateless(ctx, code, reason)
 
     def send_reply(self, ctx: Context, code: int | None, reason: str | None) -> int:
         code, reason = self._code_reason(code, reason)

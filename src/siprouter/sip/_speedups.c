@@ -328,11 +328,89 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
         PyList_SET_ITEM(keys, k, Py_NewRef(key != NULL ? key : Py_None));
         start = stop + 2;
     }
-    return Py_BuildValue("(nnNN)", first, end, lines, keys);
+    PyObject *result = PyTuple_New(4), *a = PyLong_FromSsize_t(first), *b = PyLong_FromSsize_t(end);
+    if (result == NULL || a == NULL || b == NULL) {
+        Py_XDECREF(result);
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(result, 0, a);
+    PyTuple_SET_ITEM(result, 1, b);
+    PyTuple_SET_ITEM(result, 2, lines);
+    PyTuple_SET_ITEM(result, 3, keys);
+    return result;
 fail:
     Py_XDECREF(lines);
     Py_XDECREF(keys);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ header names */
+/* Does ``entry`` (an item of SipMessage.keys) equal ``key``? Two interned strings
+ * are equal only if they are the same object, so for the canonical names
+ * (interned) this is one pointer comparison; anything else is compared by value. */
+static int same_key(PyObject *entry, PyObject *key, int key_interned) {
+    if (entry == key)
+        return 1;
+    if (!PyUnicode_CheckExact(entry))
+        return PyObject_RichCompareBool(entry, key, Py_EQ);
+    if (key_interned && PyUnicode_CHECK_INTERNED(entry))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(entry);
+    if (n != PyUnicode_GET_LENGTH(key) || PyUnicode_KIND(entry) != PyUnicode_KIND(key))
+        return 0;
+    return memcmp(PyUnicode_DATA(entry), PyUnicode_DATA(key), n * PyUnicode_KIND(key)) == 0;
+}
+
+static int key_args(PyObject *const *args, Py_ssize_t nargs, const char *usage) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_CheckExact(args[1])) {
+        PyErr_Format(PyExc_TypeError, "%s(keys: list, key: str)", usage);
+        return -1;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(args[1]) < 0)
+        return -1;
+#endif
+    return 0;
+}
+
+PyDoc_STRVAR(key_index_doc,
+"key_index(keys, key) -> int\n\n"
+"``keys.index(key)``, or -1 when ``key`` is not in the list.");
+
+static PyObject *key_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (key_args(args, nargs, "key_index") < 0)
+        return NULL;
+    PyObject *keys = args[0], *key = args[1];
+    int interned = PyUnicode_CHECK_INTERNED(key) != 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        int same = same_key(PyList_GET_ITEM(keys, i), key, interned);
+        if (same < 0)
+            return NULL;
+        if (same)
+            return PyLong_FromSsize_t(i);
+    }
+    return PyLong_FromLong(-1);
+}
+
+PyDoc_STRVAR(key_count_doc,
+"key_count(keys, key) -> int\n\n"
+"``keys.count(key)``.");
+
+static PyObject *key_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (key_args(args, nargs, "key_count") < 0)
+        return NULL;
+    PyObject *keys = args[0], *key = args[1];
+    int interned = PyUnicode_CHECK_INTERNED(key) != 0;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        int same = same_key(PyList_GET_ITEM(keys, i), key, interned);
+        if (same < 0)
+            return NULL;
+        count += same;
+    }
+    return PyLong_FromSsize_t(count);
 }
 
 /* ------------------------------------------------------------------ module */
@@ -340,6 +418,8 @@ static PyMethodDef methods[] = {
     {"split_message", (PyCFunction)(void (*)(void))split_message, METH_FASTCALL, split_message_doc},
     {"via_fast", via_fast, METH_O, via_fast_doc},
     {"name_addr_fast", name_addr_fast, METH_O, name_addr_fast_doc},
+    {"key_index", (PyCFunction)(void (*)(void))key_index, METH_FASTCALL, key_index_doc},
+    {"key_count", (PyCFunction)(void (*)(void))key_count, METH_FASTCALL, key_count_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,7 @@ All text is ``str`` holding the latin-1 decoding of the wire bytes.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -47,12 +48,23 @@ from .headers import (
 )
 from .uri import Uri, check_uri, clear_uri_cache, parse_uri
 
-_c_split: Callable[[str, dict[str, str]],
-                   tuple[int, int, list[str], list[str | None]] | None] | None
-try:    # the C version of _parse_fast's header split (optional, see _speedups.c)
-    from ._speedups import split_message as _c_split
-except ImportError:
-    _c_split = None
+
+
+def _speedup(name: str) -> Any:
+    """A function of the optional C extension (_speedups.c), or None without it."""
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    return getattr(_speedups, name)
+
+
+# the C version of _parse_fast's header split; C list scans for the header names
+_c_split: Final[Callable[[str, dict[str, str]],
+                         tuple[int, int, list[str], list[str | None]] | None] | None] = \
+    _speedup("split_message")
+_c_key_index: Final[Callable[[list[str], str], int] | None] = _speedup("key_index")
+_c_key_count: Final[Callable[[list[str], str], int] | None] = _speedup("key_count")
 
 
 class Header:
@@ -208,31 +220,38 @@ class SipMessage:
         self.keys.append(hdr.key)
         self._hdrs.append(hdr)
 
+    def header_index(self, key: str) -> int:
+        """Index of the first header with canonical name ``key``, or -1."""
+        keys = self.keys
+        if _c_key_index is not None:
+            return _c_key_index(keys, key)
+        return keys.index(key) if key in keys else -1
+
     def header(self, key: str) -> Header | None:
         """First header with canonical name ``key`` (lower-case long form)."""
-        keys = self.keys
-        if key not in keys:
-            return None
-        return self.header_at(keys.index(key))
+        i = self.header_index(key)
+        return None if i < 0 else self.header_at(i)
 
     def header_value(self, key: str) -> str | None:
         hdr = self.header(key)
         return None if hdr is None else hdr.value
 
     def headers_named(self, key: str) -> list[Header]:
-        keys = self.keys
-        if key not in keys:
+        first = self.header_index(key)
+        if first < 0:
             return []
-        first = keys.index(key)
-        if keys.count(key) == 1:
+        if self.count(key) == 1:
             return [self.header_at(first)]
+        keys = self.keys
         return [self.header_at(i) for i in range(first, len(keys)) if keys[i] == key]
 
     def has_header(self, key: str) -> bool:
-        return key in self.keys
+        return self.header_index(key) >= 0
 
     def count(self, key: str) -> int:
         """How many header fields have canonical name ``key``."""
+        if _c_key_count is not None:
+            return _c_key_count(self.keys, key)
         return self.keys.count(key)
 
     @property
@@ -475,9 +494,10 @@ def _parse_fast(text: str) -> SipMessage | None:
                 if colon <= 0 or " " in name or "\t" in name:
                     return None
                 key = canonical_name(name)
-                found[i] = key
                 if len(canon) < 4096:
-                    canon[name + ":"] = key
+                    # interned: the C name scans compare known names by identity
+                    key = canon[name + ":"] = sys.intern(key)
+                found[i] = key
     keys: list[str] = found  # type: ignore[assignment]
     msg.keys = keys
     msg._lines = lines
