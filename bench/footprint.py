@@ -130,7 +130,7 @@ def summary(path: str) -> dict[str, int]:
                 names = line.split()[1:]
             elif line.startswith("summary:"):
                 values = [int(v) for v in line.split()[1:]]
-    return dict(zip(names, values))
+    return dict(zip(names, values, strict=True))
 
 
 def main() -> None:

@@ -182,7 +182,7 @@ def test_key_scans_match_the_list_methods(keys: list[str], key: str, copies: lis
                                           intern_key: bool) -> None:
     """Interned or not (copies: equal strings that are other objects), same answer as list's."""
     import sys
-    keys = [("x" + k)[1:] if copy else sys.intern(k) for k, copy in zip(keys, copies)]
+    keys = [("x" + k)[1:] if copy else sys.intern(k) for k, copy in zip(keys, copies[:len(keys)], strict=True)]
     key = sys.intern(key) if intern_key else ("x" + key)[1:]
     assert speedups.key_count(keys, key) == keys.count(key)
     assert speedups.key_index(keys, key) == (keys.index(key) if key in keys else -1)

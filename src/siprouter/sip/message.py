@@ -49,7 +49,6 @@ from .headers import (
 from .uri import Uri, check_uri, clear_uri_cache, parse_uri
 
 
-
 def _speedup(name: str) -> Any:
     """A function of the optional C extension (_speedups.c), or None without it."""
     try:
