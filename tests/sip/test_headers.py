@@ -433,3 +433,9 @@ def test_check_text() -> None:
     for bad in ("a\x00b", "a\rb", "a\x7f", "a\x1b"):
         with pytest.raises(HeaderError):
             check_text(bad, "X")
+
+
+def test_digits_value_is_int() -> None:
+    from siprouter.sip.headers import digits_value
+    for text in ("0", "00", "7", "70", "65535", "123456789", "1234567890", "99999999999999999999"):
+        assert digits_value(text) == int(text)

@@ -198,3 +198,51 @@ def test_header_lookups_use_the_c_scans() -> None:
     assert msg.header_index("route") == -1 and not msg.has_header("route")
     assert [h.value for h in msg.headers_named("via")] == [
         "SIP/2.0/UDP h;branch=z9hG4bK1", "SIP/2.0/UDP g;branch=z9hG4bK2"]
+
+
+def both_splits(text: str) -> None:
+    from siprouter.sip import message
+    names = {"Via:": "via", "v:": "via", "To:": "to", "X-A:": "x-a"}
+    assert speedups.split_message(text, names) == message.split_headers(text, names), text
+
+
+def test_rfc4475_messages_split_as_in_python() -> None:
+    folder = SHARED / "rfc4475"
+    if not folder.is_dir():
+        pytest.skip("../shared/rfc4475 not found")
+    for path in sorted(folder.glob("*.dat")):
+        both_splits(path.read_bytes().decode("latin-1"))
+
+
+SPLIT_PIECES = ["\r\n", "\r\n\r\n", "\r", "\n", "Via:", "v:", "To:", "X-A:", "X-B:", ":",
+                " ", "\t", "a", "SIP/2.0/UDP h", "\xe9"]
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(SPLIT_PIECES), max_size=16).map("".join))
+def test_random_messages_split_as_in_python(text: str) -> None:
+    both_splits("OPTIONS sip:a@b SIP/2.0" + text)
+    both_splits(text)
+
+
+def crc16_x25_bitwise(text: str) -> int:
+    """CRC-16/X-25 by its definition: reflected polynomial 0x8408, init and final xor 0xFFFF."""
+    crc = 0xFFFF
+    for byte in text.encode("latin-1"):
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=255), max_size=80))
+def test_crc16_x25_matches_its_definition(text: str) -> None:
+    from siprouter.routing import replies
+    assert speedups.crc16_x25(text) == crc16_x25_bitwise(text)
+    assert replies.crc16_x25(text) == crc16_x25_bitwise(text)
+
+
+def test_crc16_x25_leaves_wide_strings_to_python() -> None:
+    assert speedups.crc16_x25("\u0100") is None
+    assert crc16_x25_bitwise("123456789") == 0x906E     # the catalogue's check value

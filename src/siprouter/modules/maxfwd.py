@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..routing.context import Context
+from ..sip.headers import digits_value
 from ..sip.message import Header
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param
 
@@ -22,7 +23,7 @@ def parse_maxfwd(value: str) -> int | None:
         return 0
     if len(text) > 5 or not text.isdigit() or not text.isascii():
         return None
-    return int(text) & 0xFFFF
+    return digits_value(text) & 0xFFFF
 
 
 class MaxfwdModule(Module):

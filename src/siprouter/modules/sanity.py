@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
-from ..sip.headers import NameAddr, split_commas, unfold
+from ..sip.headers import NameAddr, digits_value, split_commas, unfold
 from ..sip.uri import KNOWN_SCHEMES, Uri, parse_uri
 from .base import Exports, Function, Module, Param
 
@@ -527,7 +527,7 @@ class SanityModule(Module):
             return CL_FAILURE
         if not msg.complete:
             return CL_BODY_FAILURE
-        if int(value) != len(msg.text) - msg.body_start:
+        if digits_value(value) != len(msg.text) - msg.body_start:
             return CL_MISMATCH
         return None
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from binascii import crc_hqx
+from collections.abc import Callable
 from typing import Final
 
 from ..sip.headers import Via
-from ..sip.message import SipMessage
+from ..sip.message import SipMessage, speedup
 from .context import Address, Context
 from .forward import _via_param_span
 
@@ -24,10 +25,16 @@ log: Final = logging.getLogger("siprouter.core")
 # and complement it.
 _REFLECT_BYTES: Final = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 _REFLECT_BYTE: Final = list(_REFLECT_BYTES)
+# the C version (optional, see sip/_speedups.c)
+_c_crc16_x25: Final[Callable[[str], int | None] | None] = speedup("crc16_x25")
 
 
 def crc16_x25(data: str) -> int:
     """CRC-16/X-25 (reflected CCITT, init 0xFFFF, final complement) over latin-1 text."""
+    if _c_crc16_x25 is not None:
+        done = _c_crc16_x25(data)
+        if done is not None:
+            return done
     crc = crc_hqx(data.encode("latin-1").translate(_REFLECT_BYTES), 0xFFFF)
     reflected = (_REFLECT_BYTE[crc & 0xFF] << 8) | _REFLECT_BYTE[crc >> 8]
     return reflected ^ 0xFFFF

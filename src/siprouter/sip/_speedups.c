@@ -413,6 +413,30 @@ static PyObject *key_count(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromSsize_t(count);
 }
 
+/* ------------------------------------------------------------------ CRC */
+PyDoc_STRVAR(crc16_x25_doc,
+"crc16_x25(text) -> int or None\n\n"
+"routing.replies.crc16_x25 (CRC-16/X-25 over the latin-1 bytes); None for a\n"
+"string that is not of 1-byte kind.");
+
+static PyObject *crc16_x25(PyObject *self, PyObject *text) {
+    /* reflected polynomial 0x8408, four bits at a time (a 32-byte table) */
+    static const unsigned short nibble[16] = {
+        0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
+        0x8408, 0x9489, 0xa50a, 0xb58b, 0xc60c, 0xd68d, 0xe70e, 0xf78f,
+    };
+    if (!PyUnicode_Check(text) || !latin1(text))
+        Py_RETURN_NONE;
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    unsigned int crc = 0xFFFF;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
+        crc ^= s[i];
+        crc = (crc >> 4) ^ nibble[crc & 0xF];
+        crc = (crc >> 4) ^ nibble[crc & 0xF];
+    }
+    return PyLong_FromLong((long)(crc ^ 0xFFFF));
+}
+
 /* ------------------------------------------------------------------ module */
 static PyMethodDef methods[] = {
     {"split_message", (PyCFunction)(void (*)(void))split_message, METH_FASTCALL, split_message_doc},
@@ -420,6 +444,7 @@ static PyMethodDef methods[] = {
     {"name_addr_fast", name_addr_fast, METH_O, name_addr_fast_doc},
     {"key_index", (PyCFunction)(void (*)(void))key_index, METH_FASTCALL, key_index_doc},
     {"key_count", (PyCFunction)(void (*)(void))key_count, METH_FASTCALL, key_count_doc},
+    {"crc16_x25", crc16_x25, METH_O, crc16_x25_doc},
     {NULL, NULL, 0, NULL},
 };
 

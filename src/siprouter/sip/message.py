@@ -49,7 +49,7 @@ from .headers import (
 from .uri import Uri, check_uri, clear_uri_cache, parse_uri
 
 
-def _speedup(name: str) -> Any:
+def speedup(name: str) -> Any:
     """A function of the optional C extension (_speedups.c), or None without it."""
     try:
         from . import _speedups
@@ -61,9 +61,9 @@ def _speedup(name: str) -> Any:
 # the C version of _parse_fast's header split; C list scans for the header names
 _c_split: Final[Callable[[str, dict[str, str]],
                          tuple[int, int, list[str], list[str | None]] | None] | None] = \
-    _speedup("split_message")
-_c_key_index: Final[Callable[[list[str], str], int] | None] = _speedup("key_index")
-_c_key_count: Final[Callable[[list[str], str], int] | None] = _speedup("key_count")
+    speedup("split_message")
+_c_key_index: Final[Callable[[list[str], str], int] | None] = speedup("key_index")
+_c_key_count: Final[Callable[[list[str], str], int] | None] = speedup("key_count")
 
 
 class Header:
@@ -450,30 +450,46 @@ def _parse_start_line(msg: SipMessage, line: str) -> None:
     msg.version = version
 
 
+def split_headers(text: str, names: dict[str, str]
+                  ) -> tuple[int, int, list[str], list[str | None]] | None:
+    """The header block of a message with CRLF line ends (_speedups.split_message in C).
+
+    Returns the offset of the first CRLF, that of the CRLFCRLF ending the
+    headers, the header lines between them and for each ``names.get("Name:")``
+    (None for a name not in ``names`` or a line without a colon); None when
+    either CRLF or CRLFCRLF is missing or a bare CR or LF is in the header block
+    (a folded line starts with SP/HT: its name is never found in ``names``).
+    """
+    first = text.find("\r\n")
+    if first < 0:
+        return None
+    end = text.find("\r\n\r\n", first)
+    if end < 0:
+        return None
+    if end == first:
+        return first, end, [], []
+    block = text[first + 2:end]
+    lines = block.split("\r\n")
+    breaks = len(lines) - 1
+    if block.count("\n") != breaks or block.count("\r") != breaks:
+        return None
+    get = names.get
+    return first, end, lines, [get(line[:line.find(":") + 1]) for line in lines]
+
+
 def _parse_fast(text: str) -> SipMessage | None:
     """parse_message() for the usual message: CRLF line ends, no folding.
 
     Returns None whenever the general parser is needed (it then also reports
     the errors).
     """
-    split = _c_split(text, _CANON) if _c_split is not None else None
-    if split is not None:
-        first, end, lines, known = split
+    if _c_split is not None:
+        split = _c_split(text, _CANON)
     else:
-        first = text.find("\r\n")
-        if first < 0:
-            return None
-        end = text.find("\r\n\r\n", first)
-        if end < 0:
-            return None
-        block = text[first + 2:end]
-        # a bare CR or LF inside the header block takes the general parser; so does a
-        # folded line (it starts with SP/HT, so its name is never found below)
-        lines = block.split("\r\n")
-        breaks = len(lines) - 1
-        if block.count("\n") != breaks or block.count("\r") != breaks:
-            return None
-        known = None
+        split = split_headers(text, _CANON)
+    if split is None:
+        return None
+    first, end, lines, found = split
     msg = SipMessage(text)
     _parse_start_line(msg, text[:first])
     msg.first_line_end = first + 2
@@ -482,9 +498,6 @@ def _parse_fast(text: str) -> SipMessage | None:
     if first == end:
         return msg
     canon = _CANON
-    get = canon.get
-    # the cache is keyed by "Name:" so a line without a colon ("" key) never hits
-    found = known if known is not None else [get(line[:line.find(":") + 1]) for line in lines]
     if None in found:  # a name not seen before (or no colon): canonicalise and check
         for i, line in enumerate(lines):
             if found[i] is None:
