@@ -488,3 +488,14 @@ def test_fast_path_agrees_with_general_parser() -> None:
                 fast.status) == (slow.body_start, slow.complete, slow.method, slow.ruri,
                                  slow.version, slow.status), path.name
     assert compared > 100
+
+
+def test_edits_apply_in_position_order_whatever_order_they_were_made() -> None:
+    import itertools
+
+    from siprouter.sip.message import _in_order
+    edits = [(5, 1, 6, "a"), (0, 2, 0, "b"), (5, 3, 5, "c"), (0, 4, 1, "d"), (9, 5, 9, "e")]
+    for perm in itertools.permutations(edits):
+        assert _in_order(list(perm)) == sorted(edits)
+    tie = [(3, 1, 4, "y"), (3, 1, 4, "x"), (3, 1, 3, "z")]
+    assert _in_order(tie) == sorted(tie)

@@ -9,7 +9,6 @@ Via is checked to be ours only with the core parameter ``check_via=1``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Final
 
@@ -20,6 +19,7 @@ from ..sip.uri import parse_uri
 from .context import Address, Context
 
 log: Final = logging.getLogger("siprouter.core")
+_HASH_MASK: Final = (1 << 64) - 1
 
 # Kamailio's error.h codes kept in ctx.last_error (reported by sl_reply_error)
 E_BAD_URI: Final = -479
@@ -34,7 +34,13 @@ def via_needs_received(via: Via, src_ip: str) -> bool:
 
 
 def stateless_branch(msg: SipMessage) -> str:
-    """A branch that is the same for a request, its retransmissions and its CANCEL."""
+    """A branch that is the same for a request, its retransmissions and its CANCEL.
+
+    The 64-bit string hash of the fields that identify the request: every
+    worker, forked from one supervisor, has the same hash secret (an MD5 costs
+    several times more: OpenSSL's digest machinery is a lot of code to bring
+    into the cache for each forwarded request).
+    """
     via = msg.via1
     to = msg.to
     from_ = msg.from_
@@ -42,7 +48,7 @@ def stateless_branch(msg: SipMessage) -> str:
         via.branch or "", via.host, via.port_str, msg.callid, msg.cseq.number, msg.ruri,
         (from_.tag or "") if from_ else "", (to.tag or "") if to else "",
     ))
-    return "z9hG4bK" + hashlib.md5(key.encode("latin-1")).hexdigest()[:22] + ".0"
+    return "z9hG4bK" + (hash(key) & _HASH_MASK).to_bytes(8, "big").hex() + ".0"
 
 
 def top_via_request_edits(ctx: Context) -> list[Edit]:

@@ -42,6 +42,7 @@ from .headers import (
     check_text,
     check_token_list,
     check_via,
+    digits_value,
     is_token,
     parse_via_header,
     unfold,
@@ -397,7 +398,7 @@ class SipMessage:
         text = self.text
         out: list[str] = []
         pos = 0
-        for start, _seq, end, new in (edits if len(edits) == 1 else sorted(edits)):
+        for start, _seq, end, new in (edits if len(edits) == 1 else _in_order(edits)):
             if start < pos:  # overlapping edit: keep the first one
                 continue
             out.append(text[pos:start])
@@ -416,6 +417,20 @@ class SipMessage:
         return f"<SipMessage {self.status} {self.reason}>"
 
 
+def _in_order(edits: list[Edit]) -> list[Edit]:
+    """``sorted(edits)`` by insertion: a message has a few edits, mostly in order."""
+    result: list[Edit] = []
+    for edit in edits:
+        i = len(result)
+        while i > 0:
+            prev = result[i - 1]
+            if prev[0] < edit[0] or (prev[0] == edit[0] and prev <= edit):
+                break
+            i -= 1
+        result.insert(i, edit)
+    return result
+
+
 _KNOWN_METHODS: Final = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO",
                                    "PRACK", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE",
                                    "PUBLISH"))
@@ -432,7 +447,7 @@ def _parse_start_line(msg: SipMessage, line: str) -> None:
             raise StartLineError(f"unsupported SIP version in {line[:80]!r}")
         msg.is_request = False
         msg.version = version
-        msg.status = int(code)
+        msg.status = digits_value(code)
         msg.reason = reason
         return
     method, sp1, rest = line.partition(" ")
