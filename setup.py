@@ -36,6 +36,9 @@ HOT_MODULES = [
     "src/siprouter/tm/transaction.py",
     "src/siprouter/tm/table.py",
     "src/siprouter/modules/tm.py",
+    # the receive loop: the interpreter's dispatch code would be touched per datagram
+    "src/siprouter/transport/shared.py",
+    "src/siprouter/transport/worker.py",
 ]
 
 ext_modules = []
