@@ -21,6 +21,7 @@ HOT_MODULES = [
     "src/siprouter/routing/forward.py",
     "src/siprouter/routing/replies.py",
     "src/siprouter/routing/pv.py",
+    "src/siprouter/routing/settings.py",
     "src/siprouter/config/compiler.py",
     "src/siprouter/modules/core.py",
     "src/siprouter/modules/sl.py",

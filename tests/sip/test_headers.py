@@ -439,3 +439,9 @@ def test_digits_value_is_int() -> None:
     from siprouter.sip.headers import digits_value
     for text in ("0", "00", "7", "70", "65535", "123456789", "1234567890", "99999999999999999999"):
         assert digits_value(text) == int(text)
+
+
+def test_is_digits_is_isdigit_and_isascii() -> None:
+    from siprouter.sip.headers import is_digits
+    for text in ("", "0", "0123456789", "12a", " 1", "1 ", "\u0660", "\xb2", "٣", "-1", "+1"):
+        assert is_digits(text) == (text.isdigit() and text.isascii()), text

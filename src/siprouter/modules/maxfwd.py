@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..routing.context import Context
-from ..sip.headers import digits_value
+from ..sip.headers import digits_value, is_digits
 from ..sip.message import Header
 from .base import REQUEST_ROUTES, Exports, Function, Module, Param
 
@@ -21,7 +21,7 @@ def parse_maxfwd(value: str) -> int | None:
     text = value.rstrip(_TRAIL).lstrip(" \t")
     if not text:
         return 0
-    if len(text) > 5 or not text.isdigit() or not text.isascii():
+    if len(text) > 5 or not is_digits(text):
         return None
     return digits_value(text) & 0xFFFF
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..routing.router import has_broken_headers
 from ..sip.errors import SipError
-from ..sip.headers import NameAddr, digits_value, split_commas, unfold
+from ..sip.headers import NameAddr, digits_value, is_digits, split_commas, unfold
 from ..sip.uri import KNOWN_SCHEMES, Uri, parse_uri
 from .base import Exports, Function, Module, Param
 
@@ -509,7 +509,7 @@ class SanityModule(Module):
             number = msg.cseq.number
         except SipError:
             return MARK_NOREPLY
-        if len(number) < 10 and number.isdigit() and number.isascii():
+        if len(number) < 10 and is_digits(number):
             return None
         if not number:
             return CSEQ_NO_NUMBER
@@ -523,7 +523,7 @@ class SanityModule(Module):
         if msg.count("content-length") > 1:
             return CL_FAILURE
         value = hdr.value
-        if not value or not value.isdigit() or not value.isascii():
+        if not is_digits(value):
             return CL_FAILURE
         if not msg.complete:
             return CL_BODY_FAILURE

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..sip.errors import SipError
+from ..sip.headers import is_digits
 from ..sip.message import SipMessage, parse_message
 from .context import Address, Context, Outgoing, RouteReturn, ScriptExit
 from .forward import forward_reply
@@ -88,7 +89,7 @@ def _drop_check(msg: SipMessage) -> str | None:
     hdr = msg.header("content-length")
     if hdr is not None:
         value = hdr.value
-        if not value.isdigit() or not value.isascii() or len(value) > 10:
+        if not is_digits(value) or len(value) > 10:
             return f"bad Content-Length {value!r}"
     return None
 

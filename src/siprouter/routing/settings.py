@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Final
 
 from .. import __version__
 
@@ -92,6 +92,38 @@ def _as_int(value: Any) -> int:
         raise ValueError(f"expected an integer, got {value!r}") from None
 
 
+# name -> (attribute, converter)
+_SIMPLE_PARAMS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    "port": ("port", _as_int), "children": ("children", _as_int),
+    "debug": ("debug", _as_int), "log_stderror": ("log_stderror", _as_bool),
+    "log_facility": ("log_facility", str), "log_name": ("log_name", str),
+    "log_prefix": ("log_prefix", str), "fork": ("fork", _as_bool),
+    "auto_aliases": ("auto_aliases", _as_bool), "disable_tcp": ("disable_tcp", _as_bool),
+    "server_signature": ("server_signature", _as_bool),
+    "server_header": ("server_header", str), "user_agent_header": ("user_agent_header", str),
+    "sip_warning": ("sip_warning", _as_int), "reply_to_via": ("reply_to_via", _as_int),
+    "check_via": ("check_via", _as_int),
+    "max_while_loops": ("max_while_loops", _as_int),
+    "max_branches": ("max_branches", _as_int), "workdir": ("workdir", str),
+    "wdir": ("workdir", str), "log_engine_type": ("log_engine_type", str),
+    "kemi.reply_route_callback": ("kemi_reply_route_callback", str),
+    "kemi.onsend_route_callback": ("kemi_onsend_route_callback", str),
+    "reply_route_callback": ("kemi_reply_route_callback", str),
+    "onsend_route_callback": ("kemi_onsend_route_callback", str),
+}
+# accepted for compatibility, without effect here
+_IGNORED_PARAMS: Final[frozenset[str]] = frozenset((
+    "mhomed", "mpath", "loadpath", "memdbg", "memlog", "tcp_connection_lifetime",
+    "tcp_max_connections", "tcp_children", "enable_tls", "dns", "rev_dns", "use_dns_cache",
+    "dns_try_ipv6", "tcp_accept_no_cl", "tcp_rd_buf_size", "tos", "pmtu_discovery",
+    "stats_name_separator", "corelog", "latency_log", "latency_limit_action",
+    "latency_cfg_log", "latency_limit_db", "sip_parser_mode", "shm_mem_size",
+    "pv_buffer_size", "pv_buffer_slots", "udp_mtu", "udp_mtu_try_proto",
+    "user", "group", "chroot", "xavp_via_params", "xavp_via_fields", "async_workers",
+    "maxbuffer", "log_color", "server_id", "onsend_route_reply",
+))
+
+
 @dataclass
 class CoreSettings:
     """The global parameters siprouter understands."""
@@ -124,37 +156,6 @@ class CoreSettings:
     kemi_reply_route_callback: str = "ksr_reply_route"
     kemi_onsend_route_callback: str = "ksr_onsend_route"
 
-    # name -> (attribute, converter)
-    _SIMPLE: ClassVar[dict[str, tuple[str, Callable[[Any], Any]]]] = {
-        "port": ("port", _as_int), "children": ("children", _as_int),
-        "debug": ("debug", _as_int), "log_stderror": ("log_stderror", _as_bool),
-        "log_facility": ("log_facility", str), "log_name": ("log_name", str),
-        "log_prefix": ("log_prefix", str), "fork": ("fork", _as_bool),
-        "auto_aliases": ("auto_aliases", _as_bool), "disable_tcp": ("disable_tcp", _as_bool),
-        "server_signature": ("server_signature", _as_bool),
-        "server_header": ("server_header", str), "user_agent_header": ("user_agent_header", str),
-        "sip_warning": ("sip_warning", _as_int), "reply_to_via": ("reply_to_via", _as_int),
-        "check_via": ("check_via", _as_int),
-        "max_while_loops": ("max_while_loops", _as_int),
-        "max_branches": ("max_branches", _as_int), "workdir": ("workdir", str),
-        "wdir": ("workdir", str), "log_engine_type": ("log_engine_type", str),
-        "kemi.reply_route_callback": ("kemi_reply_route_callback", str),
-        "kemi.onsend_route_callback": ("kemi_onsend_route_callback", str),
-        "reply_route_callback": ("kemi_reply_route_callback", str),
-        "onsend_route_callback": ("kemi_onsend_route_callback", str),
-    }
-    # accepted for compatibility, without effect here
-    _IGNORED: ClassVar[frozenset[str]] = frozenset((
-        "mhomed", "mpath", "loadpath", "memdbg", "memlog", "tcp_connection_lifetime",
-        "tcp_max_connections", "tcp_children", "enable_tls", "dns", "rev_dns", "use_dns_cache",
-        "dns_try_ipv6", "tcp_accept_no_cl", "tcp_rd_buf_size", "tos", "pmtu_discovery",
-        "stats_name_separator", "corelog", "latency_log", "latency_limit_action",
-        "latency_cfg_log", "latency_limit_db", "sip_parser_mode", "shm_mem_size",
-        "pv_buffer_size", "pv_buffer_slots", "udp_mtu", "udp_mtu_try_proto",
-        "user", "group", "chroot", "xavp_via_params", "xavp_via_fields", "async_workers",
-        "maxbuffer", "log_color", "server_id", "onsend_route_reply",
-    ))
-
     def apply(self, name: str, value: Any) -> str | None:
         """Set one global parameter. Returns a warning text for an unknown name."""
         if name == "listen":
@@ -163,7 +164,7 @@ class CoreSettings:
         if name == "alias":
             self.aliases.append(str(value))
             return None
-        simple = self._SIMPLE.get(name)
+        simple = _SIMPLE_PARAMS.get(name)
         if simple is not None:
             attr, convert = simple
             converted = convert(value)
@@ -173,7 +174,7 @@ class CoreSettings:
                 converted = "User-Agent: " + converted
             setattr(self, attr, converted)
             return None
-        if name in self._IGNORED:
+        if name in _IGNORED_PARAMS:
             return None
         return f"unknown global parameter '{name}' ignored"
 

@@ -47,6 +47,25 @@ static PyObject *substr(PyObject *s, Py_ssize_t start, Py_ssize_t end) {
     return PyUnicode_Substring(s, start, end);
 }
 
+/* a tuple of n new references (stolen); NULL, with all of them released, when
+   one is NULL (its error set) or the tuple cannot be made */
+static PyObject *tuple_of(Py_ssize_t n, PyObject **items) {
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
 /* append (text[a:b], text[va:vb]) to params; the value is None when va < 0 */
 static int append_param(PyObject *params, PyObject *text, Py_ssize_t a, Py_ssize_t b,
                         Py_ssize_t va, Py_ssize_t vb) {
@@ -131,11 +150,12 @@ static PyObject *via_fast(PyObject *self, PyObject *raw) {
         if (append_param(params, raw, a, b, v, i) < 0)
             goto fail;
     }
-    result = Py_BuildValue("(NNNNOn)",
-                           substr(raw, t0, t1), substr(raw, h0, h1),
-                           p0 >= 0 ? substr(raw, p0, p1) : Py_NewRef(Py_None),
-                           p0 >= 0 ? PyLong_FromLong(port) : Py_NewRef(Py_None),
-                           params, cut);
+    PyObject *items[6] = {
+        substr(raw, t0, t1), substr(raw, h0, h1),
+        p0 >= 0 ? substr(raw, p0, p1) : Py_NewRef(Py_None),
+        p0 >= 0 ? PyLong_FromLong(port) : Py_NewRef(Py_None),
+        Py_NewRef(params), PyLong_FromSsize_t(cut)};
+    result = tuple_of(6, items);
 fail:
     Py_DECREF(params);
     return result;
@@ -249,7 +269,8 @@ static PyObject *name_addr_fast(PyObject *self, PyObject *text) {
         if (params == NULL)
             return NULL;
     }
-    return Py_BuildValue("(NNN)", substr(text, d0, d1), substr(text, u0, u1), params);
+    PyObject *items[3] = {substr(text, d0, d1), substr(text, u0, u1), params};
+    return tuple_of(3, items);
 }
 
 /* ------------------------------------------------------------------ message */

@@ -725,6 +725,17 @@ def check_call_id(value: str) -> None:
         raise HeaderError(f"bad Call-ID {value!r}")
 
 
+def is_digits(text: str) -> bool:
+    """``text.isdigit() and text.isascii()``: one or more of 0-9 (a loop, no method calls)."""
+    if not text:
+        return False
+    for ch in text:
+        code = ord(ch)
+        if code < 48 or code > 57:
+            return False
+    return True
+
+
 def digits_value(text: str) -> int:
     """``int(text)`` for a string the caller has checked to be ASCII digits.
 
