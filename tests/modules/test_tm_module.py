@@ -567,6 +567,44 @@ request_route { $du = "sip:127.0.0.1:58011"; t_set_fr(0, 700); t_relay(); exit; 
     assert lines(tick(router, T0 + 0.7)) == [(CALLER, "SIP/2.0 408 Request Timeout")]
 
 
+def test_t_set_fr_on_a_running_transaction_restarts_its_branch_timers() -> None:
+    # Kamailio's change_fr(): after a provisional reply the INVITE branch runs
+    # on the fr_inv timer, restarted from now; 0 leaves a value unchanged
+    router = make_router(r'''
+request_route { $du = "sip:127.0.0.1:58011"; t_on_reply("R"); t_relay(); exit; }
+onreply_route[R] { if ($rs == 180) { t_set_fr(2000, 0); } }''')
+    sent = send(router, request("INVITE"))
+    invite = next(item.data for item in sent if item.dst == CALLEE)
+    assert lines(send(router, reply_to(invite, 180, "Ringing"), CALLEE, T0 + 0.1)) == [
+        (CALLER, "SIP/2.0 180 Ringing")]
+    assert [line for line in lines(tick(router, T0 + 2.0)) if line[0] == CALLER] == []
+    timed_out = lines(tick(router, T0 + 2.2))
+    assert (CALLER, "SIP/2.0 408 Request Timeout") in timed_out
+    assert (CALLEE, "CANCEL sip:bob@127.0.0.1:58000 SIP/2.0") in timed_out
+
+
+def test_t_set_fr_after_a_provisional_reply_shortens_a_running_timer() -> None:
+    router = make_router(r'''
+request_route { $du = "sip:127.0.0.1:58011"; t_on_reply("R"); t_relay(); exit; }
+onreply_route[R] { t_set_fr(0, 500); }''')
+    sent = send(router, request("MESSAGE"))
+    message = next(item.data for item in sent if item.dst == CALLEE)
+    send(router, reply_to(message, 100, "Trying"), CALLEE, T0 + 0.1)
+    assert [line for line in lines(tick(router, T0 + 0.55)) if line[0] == CALLER] == []
+    assert lines(tick(router, T0 + 0.65)) == [(CALLER, "SIP/2.0 408 Request Timeout")]
+
+
+def test_t_reset_fr_on_a_running_transaction_restores_the_defaults() -> None:
+    router = make_router(r'''
+request_route { $du = "sip:127.0.0.1:58011"; t_set_fr(0, 700); t_on_reply("R"); t_relay(); exit; }
+onreply_route[R] { t_reset_fr(); }''')
+    sent = send(router, request("MESSAGE"))
+    message = next(item.data for item in sent if item.dst == CALLEE)
+    send(router, reply_to(message, 100, "Trying"), CALLEE, T0 + 0.1)
+    assert [line for line in lines(tick(router, T0 + 1.0)) if line[0] == CALLER] == []
+    assert lines(tick(router, T0 + 30.2)) == [(CALLER, "SIP/2.0 408 Request Timeout")]
+
+
 # --------------------------------------------------------------------------- tm routes
 ROUTES = r'''
 request_route {

@@ -880,17 +880,15 @@ class TmModule(Module):
             st.fr_inv = fr_inv
             st.fr = fr
             return 1
-        table = self.table
-        tx.fr_inv_timeout = fr_inv / 1000.0 if fr_inv else table.fr_inv
-        tx.fr_timeout = fr / 1000.0 if fr else table.fr
+        # an existing transaction: its running branches' timers restart (0 = unchanged)
+        self.table.change_fr(tx, fr_inv / 1000.0, fr / 1000.0, ctx.now)
         return 1
 
     def t_reset_fr(self, ctx: Context) -> int:
         st = self._state(ctx)
         st.fr = st.fr_inv = 0
         if st.tx is not None:
-            st.tx.fr_timeout = self.table.fr
-            st.tx.fr_inv_timeout = self.table.fr_inv
+            self.table.change_fr(st.tx, self.table.fr_inv, self.table.fr, ctx.now)
         return 1
 
     # ------------------------------------------------------------ local requests

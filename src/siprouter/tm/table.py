@@ -699,6 +699,28 @@ class TransactionTable:
             tx.delete_at = now + self.wait
             self._waiting += 1
 
+    def change_fr(self, tx: Transaction, fr_inv: float, fr: float, now: float) -> None:
+        """New final-response timeouts (seconds; 0 = unchanged) for ``tx`` and its running branches.
+
+        Kamailio's change_fr(): a pending branch restarts its timer from ``now``:
+        with ``fr_inv`` when it is an INVITE branch past a provisional reply (its
+        timer is the fr_inv one), with ``fr`` otherwise.
+        """
+        if fr_inv:
+            tx.fr_inv_timeout = fr_inv
+        if fr:
+            tx.fr_timeout = fr
+        for branch in tx.branches:
+            if not branch.pending or branch.fr_at == INF:
+                continue
+            if tx.is_invite and branch.last_received >= 100:
+                if fr_inv:
+                    branch.fr_at = min(now + fr_inv, tx.end_of_life)
+            elif fr:
+                branch.fr_at = min(now + fr, tx.end_of_life)
+        if not tx.dead:
+            self._schedule(tx)
+
     def _schedule(self, tx: Transaction) -> None:
         """Make sure the heap has an entry for the transaction's earliest timer.
 
