@@ -13,8 +13,9 @@ from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Final
 
+from ..sip import speedup
 from ..sip.headers import Via
-from ..sip.message import SipMessage, speedup
+from ..sip.message import SipMessage
 from .context import Address, Context
 from .forward import _via_param_span
 

@@ -349,18 +349,8 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
         PyList_SET_ITEM(keys, k, Py_NewRef(key != NULL ? key : Py_None));
         start = stop + 2;
     }
-    PyObject *result = PyTuple_New(4), *a = PyLong_FromSsize_t(first), *b = PyLong_FromSsize_t(end);
-    if (result == NULL || a == NULL || b == NULL) {
-        Py_XDECREF(result);
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        goto fail;
-    }
-    PyTuple_SET_ITEM(result, 0, a);
-    PyTuple_SET_ITEM(result, 1, b);
-    PyTuple_SET_ITEM(result, 2, lines);
-    PyTuple_SET_ITEM(result, 3, keys);
-    return result;
+    PyObject *items[4] = {PyLong_FromSsize_t(first), PyLong_FromSsize_t(end), lines, keys};
+    return tuple_of(4, items);
 fail:
     Py_XDECREF(lines);
     Py_XDECREF(keys);
@@ -384,16 +374,30 @@ static int same_key(PyObject *entry, PyObject *key, int key_interned) {
     return memcmp(PyUnicode_DATA(entry), PyUnicode_DATA(key), n * PyUnicode_KIND(key)) == 0;
 }
 
-static int key_args(PyObject *const *args, Py_ssize_t nargs, const char *usage) {
+/* Scan ``keys`` (args[0]) for ``key`` (args[1]): with ``first``, the index of the
+ * first match or -1; otherwise the number of matches. NULL on a bad call. */
+static PyObject *scan_keys(PyObject *const *args, Py_ssize_t nargs, int first,
+                           const char *usage) {
     if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_CheckExact(args[1])) {
         PyErr_Format(PyExc_TypeError, "%s(keys: list, key: str)", usage);
-        return -1;
+        return NULL;
     }
+    PyObject *keys = args[0], *key = args[1];
 #if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(args[1]) < 0)
-        return -1;
+    if (PyUnicode_READY(key) < 0)
+        return NULL;
 #endif
-    return 0;
+    int interned = PyUnicode_CHECK_INTERNED(key) != 0;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        int same = same_key(PyList_GET_ITEM(keys, i), key, interned);
+        if (same < 0)
+            return NULL;
+        if (same && first)
+            return PyLong_FromSsize_t(i);
+        count += same;
+    }
+    return PyLong_FromSsize_t(first ? -1 : count);
 }
 
 PyDoc_STRVAR(key_index_doc,
@@ -401,18 +405,7 @@ PyDoc_STRVAR(key_index_doc,
 "``keys.index(key)``, or -1 when ``key`` is not in the list.");
 
 static PyObject *key_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (key_args(args, nargs, "key_index") < 0)
-        return NULL;
-    PyObject *keys = args[0], *key = args[1];
-    int interned = PyUnicode_CHECK_INTERNED(key) != 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-        int same = same_key(PyList_GET_ITEM(keys, i), key, interned);
-        if (same < 0)
-            return NULL;
-        if (same)
-            return PyLong_FromSsize_t(i);
-    }
-    return PyLong_FromLong(-1);
+    return scan_keys(args, nargs, 1, "key_index");
 }
 
 PyDoc_STRVAR(key_count_doc,
@@ -420,18 +413,7 @@ PyDoc_STRVAR(key_count_doc,
 "``keys.count(key)``.");
 
 static PyObject *key_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (key_args(args, nargs, "key_count") < 0)
-        return NULL;
-    PyObject *keys = args[0], *key = args[1];
-    int interned = PyUnicode_CHECK_INTERNED(key) != 0;
-    Py_ssize_t count = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-        int same = same_key(PyList_GET_ITEM(keys, i), key, interned);
-        if (same < 0)
-            return NULL;
-        count += same;
-    }
-    return PyLong_FromSsize_t(count);
+    return scan_keys(args, nargs, 0, "key_count");
 }
 
 /* ------------------------------------------------------------------ CRC */

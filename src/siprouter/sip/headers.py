@@ -10,19 +10,16 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from . import speedup
 from .errors import HeaderError
 from .uri import Uri, check_uri, is_host, is_ipv4, is_ipv6, parse_uri
 
 _ViaParts = tuple[str, str, str | None, int | None, list[tuple[str, str | None]], int]
 _AddrParts = tuple[str, str, list[tuple[str, str | None]]]
-_c_via: Callable[[str], _ViaParts | None] | None
-_c_name_addr: Callable[[str], _AddrParts | None] | None
-try:    # the C versions of the fast paths below (optional: built with the compiled variant)
-    from ._speedups import name_addr_fast as _c_name_addr
-    from ._speedups import via_fast as _c_via
-except ImportError:
-    _c_name_addr = None
-    _c_via = None
+# the C versions of the fast paths below (optional: built with the compiled variant;
+# not Final, so that tests can switch them off and compare with the Python code)
+_c_via: Callable[[str], _ViaParts | None] | None = speedup("via_fast")
+_c_name_addr: Callable[[str], _AddrParts | None] | None = speedup("name_addr_fast")
 
 COMPACT_FORMS: Final[dict[str, str]] = {
     "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from . import speedup
 from .errors import (
     ContentLengthError,
     DuplicateHeaderError,
@@ -48,16 +49,6 @@ from .headers import (
     unfold,
 )
 from .uri import Uri, check_uri, clear_uri_cache, parse_uri
-
-
-def speedup(name: str) -> Any:
-    """A function of the optional C extension (_speedups.c), or None without it."""
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    return getattr(_speedups, name)
-
 
 # the C version of _parse_fast's header split; C list scans for the header names
 _c_split: Final[Callable[[str, dict[str, str]],
