@@ -37,9 +37,8 @@ HOT_MODULES = [
     "src/siprouter/tm/transaction.py",
     "src/siprouter/tm/table.py",
     "src/siprouter/modules/tm.py",
-    # the receive loop: the interpreter's dispatch code would be touched per datagram
-    "src/siprouter/transport/shared.py",
-    "src/siprouter/transport/worker.py",
+    # (transport/worker.py stays interpreted: compiled, it would run no Python bytecode in
+    # its loop, so a SIGTERM's Python handler could wait forever to run)
 ]
 
 ext_modules = []
