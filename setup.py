@@ -23,6 +23,7 @@ HOT_MODULES = [
     "src/siprouter/routing/pv.py",
     "src/siprouter/routing/settings.py",
     "src/siprouter/config/compiler.py",
+    "src/siprouter/modules/base.py",
     "src/siprouter/modules/core.py",
     "src/siprouter/modules/sl.py",
     "src/siprouter/modules/maxfwd.py",
@@ -37,8 +38,10 @@ HOT_MODULES = [
     "src/siprouter/tm/transaction.py",
     "src/siprouter/tm/table.py",
     "src/siprouter/modules/tm.py",
-    # (transport/worker.py stays interpreted: compiled, it would run no Python bytecode in
-    # its loop, so a SIGTERM's Python handler could wait forever to run)
+    # the receive loop: compiled, it runs no bytecode, so it calls check_signals()
+    # (sip/_speedups.c) once per round for the Python signal handlers to run
+    "src/siprouter/transport/shared.py",
+    "src/siprouter/transport/worker.py",
 ]
 
 ext_modules = []

@@ -499,3 +499,14 @@ def test_edits_apply_in_position_order_whatever_order_they_were_made() -> None:
         assert _in_order(list(perm)) == sorted(edits)
     tie = [(3, 1, 4, "y"), (3, 1, 4, "x"), (3, 1, 3, "z")]
     assert _in_order(tie) == sorted(tie)
+
+
+def test_repeated_and_missing_header_names() -> None:
+    msg = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+                        b"To: <sip:a@b>\r\nv: SIP/2.0/UDP g;branch=z9hG4bK2\r\nTo: <sip:c@d>\r\n"
+                        b"Call-ID: 1\r\n\r\n")
+    assert msg.repeated() == ("via", "to")
+    assert msg.missing(("via", "to", "call-id")) is None
+    assert msg.missing(("via", "from", "cseq")) == "from"
+    single = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
+    assert single.repeated() == ()

@@ -8,6 +8,7 @@ random input. Only the compiled variant builds the extension
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,10 @@ def test_rfc4475_messages_split_as_in_python() -> None:
 
 
 SPLIT_PIECES = ["\r\n", "\r\n\r\n", "\r", "\n", "Via:", "v:", "To:", "X-A:", "X-B:", ":",
-                " ", "\t", "a", "SIP/2.0/UDP h", "\xe9"]
+                " ", "\t", "a", "SIP/2.0/UDP h", "\xe9", "Call-ID:", "Max-Forwards:", "From",
+                "m:", "Cseq:"]
+START_PIECES = ["SIP/2.0", "SIP/2.0 ", "sip/2.0", " ", "200", "2", "0", "x", "OK", "INVITE",
+                "OPTIONS", "FOO", "sip:a@b", "\t", "ACK"]
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -223,6 +227,41 @@ SPLIT_PIECES = ["\r\n", "\r\n\r\n", "\r", "\n", "Via:", "v:", "To:", "X-A:", "X-
 def test_random_messages_split_as_in_python(text: str) -> None:
     both_splits("OPTIONS sip:a@b SIP/2.0" + text)
     both_splits(text)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(START_PIECES), max_size=8).map("".join))
+def test_random_start_lines_split_as_in_python(line: str) -> None:
+    both_splits(line + "\r\nVia: SIP/2.0/UDP h\r\n\r\n")
+
+
+@pytest.mark.parametrize("line, head, tail", [
+    ("OPTIONS sip:a@b SIP/2.0", "OPTIONS", "sip:a@b"),
+    ("SIP/2.0 200 OK", 200, "OK"),
+    ("SIP/2.0 180 Ringing now", 180, "Ringing now"),
+    ("SIP/2.0 200", 200, ""),
+    ("SIP/2.0 200 ", 200, ""),
+    ("SIP/2.0 2000 OK", None, None),          # the general parser reports these
+    ("FOO sip:a@b SIP/2.0", None, None),      # an extension method: the general parser
+    ("INVITE sip:a@b SIP/2.0 ", None, None),
+    ("INVITE  sip:a@b SIP/2.0", None, None),
+    ("INVITE sip:a@b sip/2.0", None, None),
+])
+def test_simple_start_lines(line: str, head: object, tail: object) -> None:
+    from siprouter.sip import message
+    split = speedups.split_message(line + "\r\n\r\n", {})
+    assert split[4:] == (head, tail) == message.simple_start_line(line)
+    if isinstance(head, str):      # the known methods come out interned
+        assert split[4] is sys.intern(line.split(" ")[0])
+
+
+def test_usual_header_names_have_their_canonical_keys() -> None:
+    from siprouter.sip import message
+    from siprouter.sip.headers import canonical_name
+    lines = "".join(f"{name}: x\r\n" for name in message.KNOWN_NAMES)
+    split = speedups.split_message(f"OPTIONS sip:a@b SIP/2.0\r\n{lines}\r\n", {})
+    assert split[3] == [canonical_name(name) for name in message.KNOWN_NAMES]
+    assert all(key is sys.intern(key) for key in split[3])
 
 
 def crc16_x25_bitwise(text: str) -> int:
@@ -246,3 +285,48 @@ def test_crc16_x25_matches_its_definition(text: str) -> None:
 def test_crc16_x25_leaves_wide_strings_to_python() -> None:
     assert speedups.crc16_x25("\u0100") is None
     assert crc16_x25_bitwise("123456789") == 0x906E     # the catalogue's check value
+
+
+KEY_POOL = ["via", "to", "from", "call-id", "cseq", "x-a", "X-A", "route"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(KEY_POOL), max_size=12),
+       st.lists(st.sampled_from(KEY_POOL), max_size=5).map(tuple))
+def test_key_summaries_as_in_python(keys: list[str], wanted: tuple[str, ...]) -> None:
+    from siprouter.sip import message
+    keys = [key if i % 2 else "".join(key) for i, key in enumerate(keys)]   # some not interned
+    assert speedups.key_repeats(keys) == message.key_repeats(keys)
+    assert speedups.first_missing(keys, wanted) == message.first_missing(keys, wanted)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=255), max_size=30),
+                min_size=4, max_size=4))
+def test_totag_sums_as_in_python(parts: list[str]) -> None:
+    from siprouter.routing import replies
+    host, port, branch, callid = parts
+    via = headers.Via("SIP/2.0/UDP h;branch=x")
+    via.host, via.port_str, via.params = host, port, [("branch", branch)]
+    with_c = replies.totag_sums(via, callid)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(replies, "_c_totag_sums", None)
+        patch.setattr(replies, "_c_crc16_x25", None)
+        assert replies.totag_sums(via, callid) == with_c
+    assert speedups.totag_sums(host, port, "\u0100", callid) is None
+
+
+def test_check_signals_runs_pending_handlers() -> None:
+    """transport/worker.py calls it once per round (compiled, its loop runs no bytecode)."""
+    import os
+    import signal
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _frame: seen.append(signum))
+    try:
+        assert speedups.check_signals() is None
+        os.kill(os.getpid(), signal.SIGUSR1)
+        speedups.check_signals()
+        assert seen == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from ..routing.context import Context
     from ..routing.router import Router
@@ -99,6 +101,10 @@ class Exports:
     engines: tuple[str, ...] = ()             # cfgengine names the module provides (KEMI)
 
 
+# Compiled (setup.py), Module is a native class: the modules' own state (router,
+# params, statistics...) is read from fixed slots, not from an instance dict.
+# Modules that stay interpreted (and test doubles) subclass it all the same.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Module:
     """Base class of all modules. One instance per router."""
 

@@ -78,7 +78,8 @@ class MaxfwdModule(Module):
         width = end - start
         if len(digits) < width:
             digits = digits.rjust(width)
-        msg.edits = [e for e in msg.edits if (e[0], e[2]) != (start, end)]
+        if msg.edits:    # a second call replaces the first one's number
+            msg.edits = [e for e in msg.edits if (e[0], e[2]) != (start, end)]
         msg.add_edit(start, end, digits)
         return 1
 

@@ -62,7 +62,7 @@ REASON_MAX: Final = 127               # noreply mode keeps at most this many byt
 _LWS: Final = " \t\r\n"
 _DIGITS: Final = frozenset("0123456789")
 _SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
-_REQUIRED: Final = ("from", "to", "call-id", "cseq")
+_REQUIRED: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq")
 
 
 class Failure(NamedTuple):
@@ -256,9 +256,11 @@ def full_parse_ok(msg: SipMessage) -> bool:
     """False when parsing all headers fails in 5.6 (strict duplicates, two Max-Forwards)."""
     if has_broken_headers(msg):
         return False
-    for key in _SINGLE_HEADERS:
-        if msg.count(key) > 1:
-            return False
+    repeated = msg.repeated()
+    if repeated:
+        for key in _SINGLE_HEADERS:
+            if key in repeated:
+                return False
     return True
 
 
@@ -468,14 +470,15 @@ class SanityModule(Module):
 
     def _check_required_headers(self, ctx: Context, uri_checks: int) -> Failure | None:
         msg = ctx.msg
-        for key in _REQUIRED:
-            if not msg.has_header(key):
-                return MARK_NOREPLY
+        if msg.missing(_REQUIRED) is not None:
+            return MARK_NOREPLY
         if not full_parse_ok(msg):
             return BAD_HEADERS
-        for key in _REQUIRED:
-            if msg.count(key) > 1:    # only reachable without the strict parser
-                return SILENT
+        repeated = msg.repeated()
+        if repeated:
+            for key in _REQUIRED:
+                if key in repeated:    # only reachable without the strict parser
+                    return SILENT
         return None
 
     def _check_via1(self, ctx: Context, uri_checks: int) -> Failure | None:
@@ -520,7 +523,7 @@ class SanityModule(Module):
         hdr = msg.header("content-length")
         if hdr is None:
             return None    # missing Content-Length is fine (Kamailio only logs)
-        if msg.count("content-length") > 1:
+        if "content-length" in msg.repeated():
             return CL_FAILURE
         value = hdr.value
         if not is_digits(value):

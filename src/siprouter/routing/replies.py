@@ -50,9 +50,18 @@ def nibbles_lsb_first(value: int) -> str:
     return _REVERSED_HEX[value & 0xFF] + _REVERSED_HEX[(value >> 8) & 0xFF]
 
 
+_c_totag_sums: Final[Callable[[str, str, str, str], str | None] | None] = \
+    speedup("totag_sums")
+
+
 def totag_sums(via: Via, callid: str) -> str:
     """The 8 hex digits after the prefix of a local To-tag (sl and tm alike)."""
-    return (nibbles_lsb_first(crc16_x25(via.host + via.port_str + (via.branch or "")))
+    branch = via.branch or ""
+    if _c_totag_sums is not None:
+        done = _c_totag_sums(via.host, via.port_str, branch, callid)
+        if done is not None:
+            return done
+    return (nibbles_lsb_first(crc16_x25(via.host + via.port_str + branch))
             + nibbles_lsb_first(crc16_x25(via.port_str + via.host + callid)))
 
 
@@ -98,11 +107,10 @@ def reply_head(msg: SipMessage, code: int, reason: str, src: Address, force_rpor
     parts = [msg.version + " " + status + " " + reason + "\r\n"]
     wanted = _COPIED_WITH_RR if 180 <= code <= 299 else _COPIED
     top_via_done = False
-    header_at = msg.header_at
     for i, key in enumerate(msg.keys):
         if key not in wanted:
             continue
-        hdr = header_at(i)
+        hdr = msg.header_at(i)
         if key == "via":
             if not top_via_done:
                 parts.append(_reply_top_via(msg, text[hdr.start:hdr.value_end],

@@ -42,7 +42,7 @@ class TimerSource(Protocol):
 # Headers that the 5.6 strict parser refuses to see twice before any route runs.
 # (A duplicate Max-Forwards only breaks the full parse: see has_broken_headers().)
 _SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
-_REQUIRED: Final = ("from", "to", "call-id", "cseq")
+_REQUIRED: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq", "via")
 
 
 @dataclass
@@ -72,14 +72,14 @@ class CoreStats:
 
 def _drop_check(msg: SipMessage) -> str | None:
     """Why Kamailio 5.6's core would drop this message before any route, or None."""
-    for key in _REQUIRED:
-        if not msg.has_header(key):
-            return f"missing {key} header"
-    if not msg.has_header("via"):
-        return "missing Via header"
-    for key in _SINGLE_HEADERS:
-        if msg.count(key) > 1:
-            return f"duplicate {key} header"
+    missing = msg.missing(_REQUIRED)
+    if missing is not None:
+        return "missing Via header" if missing == "via" else f"missing {missing} header"
+    repeated = msg.repeated()
+    if repeated:
+        for key in _SINGLE_HEADERS:
+            if key in repeated:
+                return f"duplicate {key} header"
     try:
         msg.via1  # noqa: B018 - parse the top Via
         msg.cseq  # noqa: B018
@@ -96,7 +96,7 @@ def _drop_check(msg: SipMessage) -> str | None:
 
 def has_broken_headers(msg: SipMessage) -> bool:
     """True when parsing *all* headers fails in Kamailio 5.6 (no reply can be built)."""
-    return msg.count("max-forwards") > 1
+    return "max-forwards" in msg.repeated()
 
 
 class Router:

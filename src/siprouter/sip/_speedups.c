@@ -275,12 +275,95 @@ static PyObject *name_addr_fast(PyObject *self, PyObject *text) {
 
 /* ------------------------------------------------------------------ message */
 PyDoc_STRVAR(split_message_doc,
-"split_message(text, names) -> (first, end, lines, keys) or None\n\n"
-"message._parse_fast's first half: ``first`` is the offset of the first CRLF,\n"
-"``end`` that of the CRLFCRLF ending the headers, ``lines`` the header lines\n"
-"between them and ``keys`` for each line ``names.get(line[:colon + 1])`` (None\n"
-"for a name not in the dict, or a line without a colon). None when there is no\n"
+"split_message(text, names) -> (first, end, starts, keys, head, tail) or None\n\n"
+"message.split_headers in C (the Python reference): ``first`` is the offset of\n"
+"the first CRLF, ``end`` that of the CRLFCRLF ending the headers, ``starts`` the\n"
+"offsets where the header lines between them start, followed by ``end + 2``\n"
+"(line i is text[starts[i]:starts[i + 1] - 2]; an empty list when there is no\n"
+"header), and ``keys`` for each line its canonical name: from\n"
+"a table of the usual spellings (\"Via\", \"Call-ID\"...), else\n"
+"``names.get(line[:colon + 1])`` (None for a name not in the dict, or a line\n"
+"without a colon). ``head, tail`` are (method, Request-URI) for a request line\n"
+"``METHOD SP URI SP SIP/2.0`` of a known method, (status, reason) for a status\n"
+"line ``SIP/2.0 SP DDD [SP reason]``, else (None, None). None when there is no\n"
 "CRLF or no CRLFCRLF, or a bare CR or LF is in the header block.");
+
+/* The usual spellings of the usual header names, and their canonical keys
+ * (headers.canonical_name): found without making a string or hashing one. */
+static const char *const known_names[][2] = {
+    {"Via", "via"}, {"From", "from"}, {"To", "to"}, {"Call-ID", "call-id"},
+    {"CSeq", "cseq"}, {"Max-Forwards", "max-forwards"}, {"Content-Length", "content-length"},
+    {"Contact", "contact"}, {"Route", "route"}, {"Record-Route", "record-route"},
+    {"Content-Type", "content-type"}, {"User-Agent", "user-agent"}, {"Allow", "allow"},
+    {"Supported", "supported"}, {"Accept", "accept"}, {"Expires", "expires"},
+    {"Server", "server"}, {"Subject", "subject"}, {"Require", "require"},
+    {"Authorization", "authorization"}, {"Proxy-Authorization", "proxy-authorization"},
+    {"WWW-Authenticate", "www-authenticate"}, {"Proxy-Authenticate", "proxy-authenticate"},
+    {"Event", "event"}, {"Date", "date"}, {"Call-Id", "call-id"}, {"Cseq", "cseq"},
+    {"v", "via"}, {"f", "from"}, {"t", "to"}, {"i", "call-id"}, {"m", "contact"},
+    {"l", "content-length"}, {"c", "content-type"},
+};
+#define KNOWN_NAMES (sizeof(known_names) / sizeof(known_names[0]))
+static PyObject *known_keys[KNOWN_NAMES];   /* interned canonical keys */
+static Py_ssize_t known_lengths[KNOWN_NAMES];
+
+/* The interned key of a header name s[0:n] when it is a usual spelling, else NULL
+ * (borrowed reference). */
+static PyObject *known_key(const Py_UCS1 *s, Py_ssize_t n) {
+    for (size_t k = 0; k < KNOWN_NAMES; k++)
+        if (known_lengths[k] == n && memcmp(known_names[k][0], s, (size_t)n) == 0)
+            return known_keys[k];
+    return NULL;
+}
+
+static const char *const known_methods[] = {
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
+    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+};
+#define KNOWN_METHODS (sizeof(known_methods) / sizeof(known_methods[0]))
+static PyObject *method_objects[KNOWN_METHODS];   /* interned */
+
+/* The start line s[0:n] as (head, tail): see split_message_doc. New references,
+ * both None when the line is not one of the two simple forms; 0, or -1 on error. */
+static int start_line(PyObject *text, const Py_UCS1 *s, Py_ssize_t n,
+                      PyObject **head, PyObject **tail) {
+    *head = *tail = NULL;
+    if (n >= 11 && memcmp(s, "SIP/2.0 ", 8) == 0) {
+        if (!is_digit(s[8]) || !is_digit(s[9]) || !is_digit(s[10]) || (n > 11 && s[11] != ' '))
+            goto other;
+        *head = PyLong_FromLong((s[8] - '0') * 100 + (s[9] - '0') * 10 + (s[10] - '0'));
+        *tail = substr(text, n > 11 ? 12 : 11, n);
+    } else {
+        Py_ssize_t sp1 = 0;
+        while (sp1 < n && s[sp1] != ' ')
+            sp1++;
+        if (sp1 == n || n - 8 <= sp1 + 1 || memcmp(s + n - 8, " SIP/2.0", 8) != 0)
+            goto other;
+        for (Py_ssize_t i = sp1 + 1; i < n - 8; i++)
+            if (s[i] == ' ')
+                goto other;
+        PyObject *method = NULL;
+        for (size_t k = 0; k < KNOWN_METHODS; k++)
+            if ((Py_ssize_t)strlen(known_methods[k]) == sp1 && memcmp(known_methods[k], s, sp1) == 0) {
+                method = method_objects[k];
+                break;
+            }
+        if (method == NULL)
+            goto other;
+        *head = Py_NewRef(method);
+        *tail = substr(text, sp1 + 1, n - 8);
+    }
+    if (*head == NULL || *tail == NULL) {
+        Py_CLEAR(*head);
+        Py_CLEAR(*tail);
+        return -1;
+    }
+    return 0;
+other:
+    *head = Py_NewRef(Py_None);
+    *tail = Py_NewRef(Py_None);
+    return 0;
+}
 
 static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyDict_Check(args[1])) {
@@ -321,8 +404,8 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
     }
     if (end == first)
         count = 0;
-    PyObject *lines = PyList_New(count), *keys = PyList_New(count);
-    if (lines == NULL || keys == NULL)
+    PyObject *starts = PyList_New(count ? count + 1 : 0), *keys = PyList_New(count);
+    if (starts == NULL || keys == NULL)
         goto fail;
     Py_ssize_t start = first + 2;
     for (Py_ssize_t k = 0; k < count; k++) {
@@ -332,12 +415,14 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
                 colon = stop;
             stop++;
         }
-        PyObject *line = PyUnicode_Substring(text, start, stop);
-        if (line == NULL)
+        PyObject *offset = PyLong_FromSsize_t(start);
+        if (offset == NULL)
             goto fail;
-        PyList_SET_ITEM(lines, k, line);
+        PyList_SET_ITEM(starts, k, offset);
         PyObject *key = NULL;
-        if (colon >= 0) {
+        if (colon >= 0)
+            key = known_key(s + start, colon - start);
+        if (key == NULL && colon >= 0) {
             PyObject *name = PyUnicode_Substring(text, start, colon + 1);
             if (name == NULL)
                 goto fail;
@@ -349,10 +434,20 @@ static PyObject *split_message(PyObject *self, PyObject *const *args, Py_ssize_t
         PyList_SET_ITEM(keys, k, Py_NewRef(key != NULL ? key : Py_None));
         start = stop + 2;
     }
-    PyObject *items[4] = {PyLong_FromSsize_t(first), PyLong_FromSsize_t(end), lines, keys};
-    return tuple_of(4, items);
+    if (count) {
+        PyObject *offset = PyLong_FromSsize_t(end + 2);
+        if (offset == NULL)
+            goto fail;
+        PyList_SET_ITEM(starts, count, offset);
+    }
+    PyObject *head, *tail;
+    if (start_line(text, s, first, &head, &tail) < 0)
+        goto fail;
+    PyObject *items[6] = {PyLong_FromSsize_t(first), PyLong_FromSsize_t(end), starts, keys,
+                          head, tail};
+    return tuple_of(6, items);
 fail:
-    Py_XDECREF(lines);
+    Py_XDECREF(starts);
     Py_XDECREF(keys);
     return NULL;
 }
@@ -416,6 +511,77 @@ static PyObject *key_count(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return scan_keys(args, nargs, 0, "key_count");
 }
 
+PyDoc_STRVAR(key_repeats_doc,
+"key_repeats(keys) -> tuple\n\n"
+"message.key_repeats: the keys that occur more than once, each once, in the\n"
+"order of their first occurrence (usually none).");
+
+static PyObject *key_repeats(PyObject *self, PyObject *keys) {
+    if (!PyList_Check(keys)) {
+        PyErr_SetString(PyExc_TypeError, "key_repeats(keys: list)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *found = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "key_repeats: keys must be str");
+            goto fail;
+        }
+        int interned = PyUnicode_CHECK_INTERNED(key) != 0, seen = 0, again = 0;
+        for (Py_ssize_t j = 0; j < i && !seen; j++)
+            if ((seen = same_key(PyList_GET_ITEM(keys, j), key, interned)) < 0)
+                goto fail;
+        if (seen)
+            continue;   /* counted at its first occurrence */
+        for (Py_ssize_t j = i + 1; j < n && !again; j++)
+            if ((again = same_key(PyList_GET_ITEM(keys, j), key, interned)) < 0)
+                goto fail;
+        if (again) {
+            if (found == NULL && (found = PyList_New(0)) == NULL)
+                goto fail;
+            if (PyList_Append(found, key) < 0)
+                goto fail;
+        }
+    }
+    if (found == NULL)
+        return PyTuple_New(0);    /* the shared empty tuple */
+    PyObject *result = PyList_AsTuple(found);
+    Py_DECREF(found);
+    return result;
+fail:
+    Py_XDECREF(found);
+    return NULL;
+}
+
+PyDoc_STRVAR(first_missing_doc,
+"first_missing(keys, wanted) -> int\n\n"
+"message.first_missing: the index in the tuple ``wanted`` of the first key that\n"
+"is not in the list ``keys``, or -1 when all are.");
+
+static PyObject *first_missing(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "first_missing(keys: list, wanted: tuple)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *wanted = args[1];
+    for (Py_ssize_t w = 0; w < PyTuple_GET_SIZE(wanted); w++) {
+        PyObject *key = PyTuple_GET_ITEM(wanted, w);
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "first_missing: wanted keys must be str");
+            return NULL;
+        }
+        int interned = PyUnicode_CHECK_INTERNED(key) != 0, seen = 0;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(keys) && !seen; j++)
+            if ((seen = same_key(PyList_GET_ITEM(keys, j), key, interned)) < 0)
+                return NULL;
+        if (!seen)
+            return PyLong_FromSsize_t(w);
+    }
+    return PyLong_FromLong(-1);
+}
+
 /* ------------------------------------------------------------------ CRC */
 PyDoc_STRVAR(crc16_x25_doc,
 "crc16_x25(text) -> int or None\n\n"
@@ -440,6 +606,64 @@ static PyObject *crc16_x25(PyObject *self, PyObject *text) {
     return PyLong_FromLong((long)(crc ^ 0xFFFF));
 }
 
+PyDoc_STRVAR(totag_sums_doc,
+"totag_sums(host, port, branch, callid) -> str or None\n\n"
+"routing.replies.totag_sums: the two CRC-16/X-25 sums of a local To-tag,\n"
+"crc(host + port + branch) and crc(port + host + callid), each as 4 hex digits,\n"
+"least significant first; None when a string is not of 1-byte kind.");
+
+static unsigned int crc16_x25_step(unsigned int crc, PyObject *text) {
+    static const unsigned short nibble[16] = {
+        0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
+        0x8408, 0x9489, 0xa50a, 0xb58b, 0xc60c, 0xd68d, 0xe70e, 0xf78f,
+    };
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
+        crc ^= s[i];
+        crc = (crc >> 4) ^ nibble[crc & 0xF];
+        crc = (crc >> 4) ^ nibble[crc & 0xF];
+    }
+    return crc;
+}
+
+static void nibbles_lsb_first(unsigned int value, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 4; i++)
+        out[i] = hex[(value >> (4 * i)) & 0xF];
+}
+
+static PyObject *totag_sums(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "totag_sums(host, port, branch, callid)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < 4; i++)
+        if (!PyUnicode_Check(args[i]) || !latin1(args[i]))
+            Py_RETURN_NONE;
+    PyObject *host = args[0], *port = args[1], *branch = args[2], *callid = args[3];
+    unsigned int first = crc16_x25_step(crc16_x25_step(crc16_x25_step(0xFFFF, host), port),
+                                        branch) ^ 0xFFFF;
+    unsigned int second = crc16_x25_step(crc16_x25_step(crc16_x25_step(0xFFFF, port), host),
+                                         callid) ^ 0xFFFF;
+    char out[8];
+    nibbles_lsb_first(first, out);
+    nibbles_lsb_first(second, out + 4);
+    return PyUnicode_FromStringAndSize(out, 8);
+}
+
+/* ------------------------------------------------------------------ signals */
+PyDoc_STRVAR(check_signals_doc,
+"check_signals() -> None\n\n"
+"Run the Python handlers of signals that arrived since the last check. A loop\n"
+"compiled by mypyc runs no bytecode, so nothing else would run them between\n"
+"two system calls (transport/worker.py calls this once per round).");
+
+static PyObject *check_signals(PyObject *self, PyObject *unused) {
+    if (PyErr_CheckSignals() < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ module */
 static PyMethodDef methods[] = {
     {"split_message", (PyCFunction)(void (*)(void))split_message, METH_FASTCALL, split_message_doc},
@@ -447,7 +671,11 @@ static PyMethodDef methods[] = {
     {"name_addr_fast", name_addr_fast, METH_O, name_addr_fast_doc},
     {"key_index", (PyCFunction)(void (*)(void))key_index, METH_FASTCALL, key_index_doc},
     {"key_count", (PyCFunction)(void (*)(void))key_count, METH_FASTCALL, key_count_doc},
+    {"key_repeats", key_repeats, METH_O, key_repeats_doc},
+    {"first_missing", (PyCFunction)(void (*)(void))first_missing, METH_FASTCALL, first_missing_doc},
     {"crc16_x25", crc16_x25, METH_O, crc16_x25_doc},
+    {"totag_sums", (PyCFunction)(void (*)(void))totag_sums, METH_FASTCALL, totag_sums_doc},
+    {"check_signals", check_signals, METH_NOARGS, check_signals_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -456,4 +684,14 @@ static struct PyModuleDef module = {
     "C versions of the SIP parser's fast paths (see headers.py); optional.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void) {
+    for (size_t k = 0; k < KNOWN_NAMES; k++) {
+        known_lengths[k] = (Py_ssize_t)strlen(known_names[k][0]);
+        if ((known_keys[k] = PyUnicode_InternFromString(known_names[k][1])) == NULL)
+            return NULL;
+    }
+    for (size_t k = 0; k < KNOWN_METHODS; k++)
+        if ((method_objects[k] = PyUnicode_InternFromString(known_methods[k])) == NULL)
+            return NULL;
+    return PyModule_Create(&module);
+}

@@ -275,8 +275,7 @@ class Via:
         return get_param(self.params, name)
 
     def has_param(self, name: str) -> bool:
-        name = name.lower()
-        return any(key.lower() == name for key, _ in self.params)
+        return get_param(self.params, name) is not None
 
     @property
     def branch(self) -> str | None:

@@ -44,6 +44,7 @@ from .headers import (
     check_token_list,
     check_via,
     digits_value,
+    is_digits,
     is_token,
     parse_via_header,
     unfold,
@@ -52,10 +53,31 @@ from .uri import Uri, check_uri, clear_uri_cache, parse_uri
 
 # the C version of _parse_fast's header split; C list scans for the header names
 _c_split: Final[Callable[[str, dict[str, str]],
-                         tuple[int, int, list[str], list[str | None]] | None] | None] = \
+                         tuple[int, int, list[int], list[str | None],
+                               str | int | None, str | None] | None] | None] = \
     speedup("split_message")
 _c_key_index: Final[Callable[[list[str], str], int] | None] = speedup("key_index")
 _c_key_count: Final[Callable[[list[str], str], int] | None] = speedup("key_count")
+_c_key_repeats: Final[Callable[[list[str]], tuple[str, ...]] | None] = speedup("key_repeats")
+_c_first_missing: Final[Callable[[list[str], tuple[str, ...]], int] | None] = \
+    speedup("first_missing")
+
+
+def key_repeats(keys: list[str]) -> tuple[str, ...]:
+    """The keys that occur more than once, each once, in order (_speedups.key_repeats)."""
+    found: list[str] = []
+    for i, key in enumerate(keys):
+        if key not in found and key in keys[i + 1:]:
+            found.append(key)
+    return tuple(found)
+
+
+def first_missing(keys: list[str], wanted: tuple[str, ...]) -> int:
+    """Index in ``wanted`` of the first key not in ``keys``, or -1 (_speedups.first_missing)."""
+    for i, key in enumerate(wanted):
+        if key not in keys:
+            return i
+    return -1
 
 
 class Header:
@@ -100,11 +122,13 @@ class Header:
 
 # Parsed header values by text. A call's messages repeat the same Via, From,
 # To and CSeq values (a reply carries the request's Vias), so each is parsed
-# once. The parsed objects are never modified; each cache is bounded.
+# once. The parsed objects are never modified. Each cache is small: a call's
+# messages follow each other closely, and values seen once (every new request's
+# Via and From) must not fill the processor's caches with dead objects.
 _VIA_CACHE: Final[dict[str, list[Via]]] = {}
 _ADDR_CACHE: Final[dict[str, NameAddr]] = {}
 _CSEQ_CACHE: Final[dict[str, CSeq]] = {}
-_CACHE_SIZE: Final = 8192
+_CACHE_SIZE: Final = 512
 T = TypeVar("T")
 
 
@@ -148,9 +172,9 @@ class SipMessage:
     """
 
     __slots__ = ("text", "is_request", "method", "ruri", "version", "status", "reason",
-                 "first_line_end", "ruri_start", "keys", "_hdrs", "_lines", "_starts",
+                 "first_line_end", "ruri_start", "keys", "_hdrs", "_starts",
                  "body_start", "complete", "edits", "_via1", "_uri", "_seq", "_index",
-                 "_from", "_to", "_cseq", "_callid")
+                 "_from", "_to", "_cseq", "_callid", "_repeated")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -164,10 +188,9 @@ class SipMessage:
         self.ruri_start = 0
         self.keys: list[str] = []
         # Header objects are made on first access (header_at): the fast parser
-        # stores only the raw lines, and most headers are never looked at
+        # stores only where each line starts, and most headers are never looked at
         self._hdrs: list[Header | None] = []
-        self._lines: list[str] = []
-        self._starts: list[int] | None = None
+        self._starts: list[int] = []
         self.body_start = len(text)
         self.complete = False
         self.edits: list[Edit] = []
@@ -179,6 +202,7 @@ class SipMessage:
         self._to: NameAddr | None = None
         self._cseq: CSeq | None = None
         self._callid: str | None = None
+        self._repeated: tuple[str, ...] | None = None
 
     # ----------------------------------------------------------------- headers
     def header_at(self, i: int) -> Header:
@@ -189,26 +213,20 @@ class SipMessage:
         return hdr
 
     def _make_header(self, i: int) -> Header:
+        """The Header of line i of a fast-parsed message (from its offsets)."""
         starts = self._starts
-        lines = self._lines
-        if starts is None:
-            starts = []
-            pos = self.first_line_end
-            for line in lines:
-                starts.append(pos)
-                pos += len(line) + 2
-            self._starts = starts
-        line = lines[i]
-        pos = starts[i]
-        colon = line.find(":")
-        end = pos + len(line)
-        hdr = Header(line[:colon], self.keys[i], pos, pos + colon, end, end + 2,
-                     line[colon + 1:].strip(" \t"))
+        text = self.text
+        start = starts[i]
+        end = starts[i + 1] - 2
+        colon = text.find(":", start, end)
+        hdr = Header(text[start:colon], self.keys[i], start, colon, end, end + 2,
+                     text[colon + 1:end].strip(" \t"))
         self._hdrs[i] = hdr
         return hdr
 
     def _append(self, hdr: Header) -> None:
         self.keys.append(hdr.key)
+        self._repeated = None
         self._hdrs.append(hdr)
 
     def header_index(self, key: str) -> int:
@@ -244,6 +262,22 @@ class SipMessage:
         if _c_key_count is not None:
             return _c_key_count(self.keys, key)
         return self.keys.count(key)
+
+    def repeated(self) -> tuple[str, ...]:
+        """Canonical names of the headers that occur more than once (usually none)."""
+        found = self._repeated
+        if found is None:
+            keys = self.keys
+            found = self._repeated = _c_key_repeats(keys) if _c_key_repeats is not None \
+                else key_repeats(keys)
+        return found
+
+    def missing(self, wanted: tuple[str, ...]) -> str | None:
+        """The first of the canonical names ``wanted`` that no header has, or None."""
+        keys = self.keys
+        i = _c_first_missing(keys, wanted) if _c_first_missing is not None \
+            else first_missing(keys, wanted)
+        return None if i < 0 else wanted[i]
 
     @property
     def headers(self) -> list[Header]:
@@ -456,15 +490,51 @@ def _parse_start_line(msg: SipMessage, line: str) -> None:
     msg.version = version
 
 
+# The usual spellings of the usual header names (the table in _speedups.c): their
+# keys are found without looking the name up in the names dict.
+KNOWN_NAMES: Final[dict[str, str]] = {name: sys.intern(key) for name, key in {
+    "Via": "via", "From": "from", "To": "to", "Call-ID": "call-id", "CSeq": "cseq",
+    "Max-Forwards": "max-forwards", "Content-Length": "content-length", "Contact": "contact",
+    "Route": "route", "Record-Route": "record-route", "Content-Type": "content-type",
+    "User-Agent": "user-agent", "Allow": "allow", "Supported": "supported", "Accept": "accept",
+    "Expires": "expires", "Server": "server", "Subject": "subject", "Require": "require",
+    "Authorization": "authorization", "Proxy-Authorization": "proxy-authorization",
+    "WWW-Authenticate": "www-authenticate", "Proxy-Authenticate": "proxy-authenticate",
+    "Event": "event", "Date": "date", "Call-Id": "call-id", "Cseq": "cseq",
+    "v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
+    "l": "content-length", "c": "content-type",
+}.items()}
+
+
+def simple_start_line(line: str) -> tuple[str | int | None, str | None]:
+    """(method, Request-URI) for ``METHOD SP URI SP SIP/2.0`` with a known method,
+    (status, reason) for ``SIP/2.0 SP DDD [SP reason]``, else (None, None)."""
+    if line.startswith("SIP/2.0 ") and len(line) >= 11:
+        code = line[8:11]
+        if is_digits(code) and (len(line) == 11 or line[11] == " "):
+            return digits_value(code), line[12:]
+        return None, None
+    method, sp, rest = line.partition(" ")
+    if not sp or method not in _KNOWN_METHODS or not rest.endswith(" SIP/2.0"):
+        return None, None
+    uri = rest[:-8]
+    if not uri or " " in uri:
+        return None, None
+    return method, uri
+
+
 def split_headers(text: str, names: dict[str, str]
-                  ) -> tuple[int, int, list[str], list[str | None]] | None:
+                  ) -> tuple[int, int, list[int], list[str | None],
+                             str | int | None, str | None] | None:
     """The header block of a message with CRLF line ends (_speedups.split_message in C).
 
     Returns the offset of the first CRLF, that of the CRLFCRLF ending the
-    headers, the header lines between them and for each ``names.get("Name:")``
-    (None for a name not in ``names`` or a line without a colon); None when
-    either CRLF or CRLFCRLF is missing or a bare CR or LF is in the header block
-    (a folded line starts with SP/HT: its name is never found in ``names``).
+    headers, the offsets where the header lines between them start followed by
+    ``end + 2`` (empty without headers), for each line its key (``KNOWN_NAMES``,
+    else ``names.get("Name:")``; None for a name in neither or a line without a
+    colon) and :func:`simple_start_line` of the first line; None when either
+    CRLF or CRLFCRLF is missing or a bare CR or LF is in the header block (a
+    folded line starts with SP/HT: its name is never found).
     """
     first = text.find("\r\n")
     if first < 0:
@@ -472,15 +542,25 @@ def split_headers(text: str, names: dict[str, str]
     end = text.find("\r\n\r\n", first)
     if end < 0:
         return None
+    head, tail = simple_start_line(text[:first])
     if end == first:
-        return first, end, [], []
+        return first, end, [], [], head, tail
     block = text[first + 2:end]
     lines = block.split("\r\n")
     breaks = len(lines) - 1
     if block.count("\n") != breaks or block.count("\r") != breaks:
         return None
-    get = names.get
-    return first, end, lines, [get(line[:line.find(":") + 1]) for line in lines]
+    starts: list[int] = []
+    keys: list[str | None] = []
+    pos = first + 2
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 2
+        colon = line.find(":")
+        key = KNOWN_NAMES.get(line[:colon]) if colon >= 0 else None
+        keys.append(key if key is not None else names.get(line[:colon + 1]))
+    starts.append(pos)
+    return first, end, starts, keys, head, tail
 
 
 def _parse_fast(text: str) -> SipMessage | None:
@@ -495,9 +575,20 @@ def _parse_fast(text: str) -> SipMessage | None:
         split = split_headers(text, _CANON)
     if split is None:
         return None
-    first, end, lines, found = split
+    first, end, starts, found, head, tail = split
     msg = SipMessage(text)
-    _parse_start_line(msg, text[:first])
+    if isinstance(head, str) and tail is not None:     # checked by the split
+        msg.method = head
+        msg.ruri = tail
+        msg.ruri_start = len(head) + 1
+        msg.version = "SIP/2.0"
+    elif isinstance(head, int) and tail is not None:
+        msg.is_request = False
+        msg.version = "SIP/2.0"
+        msg.status = head
+        msg.reason = tail
+    else:
+        _parse_start_line(msg, text[:first])
     msg.first_line_end = first + 2
     msg.body_start = end + 4
     msg.complete = True
@@ -505,11 +596,12 @@ def _parse_fast(text: str) -> SipMessage | None:
         return msg
     canon = _CANON
     if None in found:  # a name not seen before (or no colon): canonicalise and check
-        for i, line in enumerate(lines):
-            if found[i] is None:
-                colon = line.find(":")
-                name = line[:colon]
-                if colon <= 0 or " " in name or "\t" in name:
+        for i, key in enumerate(found):
+            if key is None:
+                start = starts[i]
+                colon = text.find(":", start, starts[i + 1] - 2)
+                name = text[start:colon]
+                if colon <= start or " " in name or "\t" in name:
                     return None
                 key = canonical_name(name)
                 if len(canon) < 4096:
@@ -518,8 +610,8 @@ def _parse_fast(text: str) -> SipMessage | None:
                 found[i] = key
     keys: list[str] = found  # type: ignore[assignment]
     msg.keys = keys
-    msg._lines = lines
-    msg._hdrs = [None] * len(lines)
+    msg._starts = starts
+    msg._hdrs = [None] * len(keys)
     return msg
 
 

@@ -121,7 +121,7 @@ def _parse_hostport(text: str, raw: str) -> tuple[str, str]:
 # Parsed URIs by text: the same R-URIs, From/To and Contact URIs come back in
 # every message of a call and across calls. Uri objects are never modified.
 _URI_CACHE: Final[dict[str, Uri]] = {}
-CACHE_SIZE: Final = 8192
+CACHE_SIZE: Final = 512
 
 
 def clear_uri_cache() -> None:

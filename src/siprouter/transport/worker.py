@@ -46,9 +46,20 @@ from dataclasses import dataclass, field
 
 from ..routing.context import Address, Outgoing
 from ..routing.router import Router
+from ..sip import speedup
 from .shared import SharedTimestamp
 
 log = logging.getLogger("siprouter.udp")
+
+
+def _handlers_run_anyway() -> None:
+    """Interpreted, this module runs signal handlers between its own bytecodes."""
+
+
+# Compiled by mypyc, the loops below run no bytecode: nothing would run the Python
+# handler of a SIGTERM that arrives between two system calls, so they call this
+# (PyErr_CheckSignals in sip/_speedups.c) once per round.
+check_signals: Callable[[], None] = speedup("check_signals") or _handlers_run_anyway
 
 MAX_DATAGRAM = 65535
 HOUSEKEEPING_INTERVAL = 0.2     # seconds between housekeeping runs (stats, cfg)
@@ -146,7 +157,8 @@ class Worker:
                 if self.steering is not None:
                     self.steering.send(item)
                 continue
-            sender = self.sockets.get(item.local, default)
+            sockets = self.sockets
+            sender = default if len(sockets) == 1 else sockets.get(item.local, default)
             try:
                 sender.sendto(item.data, item.dst)
             except OSError as err:
@@ -194,7 +206,10 @@ class Worker:
         recvfrom = sock.recvfrom
         handle = self.router.handle
         monotonic = time.monotonic
-        while not self.stopping:
+        while True:
+            check_signals()
+            if self.stopping:
+                return
             try:
                 data, addr = recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
@@ -241,7 +256,10 @@ class Worker:
         monotonic = time.monotonic
         handle = router.handle
         try:
-            while not self.stopping:
+            while True:
+                check_signals()
+                if self.stopping:
+                    return
                 now = monotonic()
                 timeout = self._next_housekeeping - now
                 for timer in router.timers:

@@ -7,12 +7,13 @@ and how each keepalive transaction ends by calling its ``on_final``.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from siprouter.modules.base import Exports, Module
 from siprouter.modules.dispatcher.destinations import (
     INACTIVE,
     PROBING,
@@ -72,12 +73,17 @@ class Sent:
     on_final: Any
 
 
-@dataclass
-class FakeTm:
-    """Records local requests like tm's ``local_request`` would send them."""
+class FakeTm(Module):
+    """Records local requests like tm's ``local_request`` would send them.
 
-    sent: list[Sent] = field(default_factory=list)
-    fail: bool = False
+    A Module (the router's module table holds Modules only), without a router.
+    """
+
+    exports = Exports(name="tm")
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[Sent] = []
+        self.fail = fail
 
     def local_request(self, method: str, ruri: str, *, from_uri: str, now: float,
                       on_final: Any, dst_uri: str | None = None,
