@@ -508,5 +508,7 @@ def test_repeated_and_missing_header_names() -> None:
     assert msg.repeated() == ("via", "to")
     assert msg.missing(("via", "to", "call-id")) is None
     assert msg.missing(("via", "from", "cseq")) == "from"
+    assert msg.first_repeated(("call-id", "to", "via")) == "to"
+    assert msg.first_repeated(("call-id", "from")) is None
     single = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
     assert single.repeated() == ()

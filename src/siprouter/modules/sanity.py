@@ -61,7 +61,7 @@ REASON_MAX: Final = 127               # noreply mode keeps at most this many byt
 
 _LWS: Final = " \t\r\n"
 _DIGITS: Final = frozenset("0123456789")
-_SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
+_SINGLE_HEADERS: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq", "content-length")
 _REQUIRED: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq")
 
 
@@ -256,12 +256,7 @@ def full_parse_ok(msg: SipMessage) -> bool:
     """False when parsing all headers fails in 5.6 (strict duplicates, two Max-Forwards)."""
     if has_broken_headers(msg):
         return False
-    repeated = msg.repeated()
-    if repeated:
-        for key in _SINGLE_HEADERS:
-            if key in repeated:
-                return False
-    return True
+    return msg.first_repeated(_SINGLE_HEADERS) is None
 
 
 def _count_tags(addr: NameAddr) -> int:
@@ -472,13 +467,8 @@ class SanityModule(Module):
         msg = ctx.msg
         if msg.missing(_REQUIRED) is not None:
             return MARK_NOREPLY
-        if not full_parse_ok(msg):
+        if not full_parse_ok(msg):    # (this includes a repeated required header)
             return BAD_HEADERS
-        repeated = msg.repeated()
-        if repeated:
-            for key in _REQUIRED:
-                if key in repeated:    # only reachable without the strict parser
-                    return SILENT
         return None
 
     def _check_via1(self, ctx: Context, uri_checks: int) -> Failure | None:

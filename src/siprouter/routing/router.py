@@ -41,7 +41,7 @@ class TimerSource(Protocol):
 
 # Headers that the 5.6 strict parser refuses to see twice before any route runs.
 # (A duplicate Max-Forwards only breaks the full parse: see has_broken_headers().)
-_SINGLE_HEADERS: Final = ("from", "to", "call-id", "cseq", "content-length")
+_SINGLE_HEADERS: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq", "content-length")
 _REQUIRED: Final[tuple[str, ...]] = ("from", "to", "call-id", "cseq", "via")
 
 
@@ -75,11 +75,9 @@ def _drop_check(msg: SipMessage) -> str | None:
     missing = msg.missing(_REQUIRED)
     if missing is not None:
         return "missing Via header" if missing == "via" else f"missing {missing} header"
-    repeated = msg.repeated()
-    if repeated:
-        for key in _SINGLE_HEADERS:
-            if key in repeated:
-                return f"duplicate {key} header"
+    repeated = msg.first_repeated(_SINGLE_HEADERS)
+    if repeated is not None:
+        return f"duplicate {repeated} header"
     try:
         msg.via1  # noqa: B018 - parse the top Via
         msg.cseq  # noqa: B018

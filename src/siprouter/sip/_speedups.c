@@ -588,30 +588,8 @@ PyDoc_STRVAR(crc16_x25_doc,
 "routing.replies.crc16_x25 (CRC-16/X-25 over the latin-1 bytes); None for a\n"
 "string that is not of 1-byte kind.");
 
-static PyObject *crc16_x25(PyObject *self, PyObject *text) {
-    /* reflected polynomial 0x8408, four bits at a time (a 32-byte table) */
-    static const unsigned short nibble[16] = {
-        0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
-        0x8408, 0x9489, 0xa50a, 0xb58b, 0xc60c, 0xd68d, 0xe70e, 0xf78f,
-    };
-    if (!PyUnicode_Check(text) || !latin1(text))
-        Py_RETURN_NONE;
-    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
-    unsigned int crc = 0xFFFF;
-    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
-        crc ^= s[i];
-        crc = (crc >> 4) ^ nibble[crc & 0xF];
-        crc = (crc >> 4) ^ nibble[crc & 0xF];
-    }
-    return PyLong_FromLong((long)(crc ^ 0xFFFF));
-}
-
-PyDoc_STRVAR(totag_sums_doc,
-"totag_sums(host, port, branch, callid) -> str or None\n\n"
-"routing.replies.totag_sums: the two CRC-16/X-25 sums of a local To-tag,\n"
-"crc(host + port + branch) and crc(port + host + callid), each as 4 hex digits,\n"
-"least significant first; None when a string is not of 1-byte kind.");
-
+/* CRC-16/X-25 continued over a latin-1 str: reflected polynomial 0x8408, four bits
+ * at a time (a 32-byte table); start with 0xFFFF, complement the end result */
 static unsigned int crc16_x25_step(unsigned int crc, PyObject *text) {
     static const unsigned short nibble[16] = {
         0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
@@ -625,6 +603,18 @@ static unsigned int crc16_x25_step(unsigned int crc, PyObject *text) {
     }
     return crc;
 }
+
+static PyObject *crc16_x25(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text) || !latin1(text))
+        Py_RETURN_NONE;
+    return PyLong_FromLong((long)(crc16_x25_step(0xFFFF, text) ^ 0xFFFF));
+}
+
+PyDoc_STRVAR(totag_sums_doc,
+"totag_sums(host, port, branch, callid) -> str or None\n\n"
+"routing.replies.totag_sums: the two CRC-16/X-25 sums of a local To-tag,\n"
+"crc(host + port + branch) and crc(port + host + callid), each as 4 hex digits,\n"
+"least significant first; None when a string is not of 1-byte kind.");
 
 static void nibbles_lsb_first(unsigned int value, char *out) {
     static const char hex[] = "0123456789abcdef";

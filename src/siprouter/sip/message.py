@@ -272,6 +272,15 @@ class SipMessage:
                 else key_repeats(keys)
         return found
 
+    def first_repeated(self, wanted: tuple[str, ...]) -> str | None:
+        """The first of the canonical names ``wanted`` that more than one header has, or None."""
+        repeated = self.repeated()
+        if repeated:
+            for key in wanted:
+                if key in repeated:
+                    return key
+        return None
+
     def missing(self, wanted: tuple[str, ...]) -> str | None:
         """The first of the canonical names ``wanted`` that no header has, or None."""
         keys = self.keys

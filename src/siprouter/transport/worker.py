@@ -152,12 +152,12 @@ class Worker:
 
     # ------------------------------------------------------------ sending
     def send(self, out: list[Outgoing], default: socket.socket) -> None:
+        sockets = self.sockets
         for item in out:
             if item.steer:
                 if self.steering is not None:
                     self.steering.send(item)
                 continue
-            sockets = self.sockets
             sender = default if len(sockets) == 1 else sockets.get(item.local, default)
             try:
                 sender.sendto(item.data, item.dst)
