@@ -330,3 +330,13 @@ def test_check_signals_runs_pending_handlers() -> None:
         assert seen == [signal.SIGUSR1]
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_the_c_name_table_is_message_known_names() -> None:
+    """_speedups.c keeps its own copy of KNOWN_NAMES: the two must not drift apart."""
+    import re
+
+    from siprouter.sip import message
+    source = (Path(message.__file__).parent / "_speedups.c").read_text()
+    table = source[source.index("known_names[][2] = {"):source.index("#define KNOWN_NAMES")]
+    assert dict(re.findall(r'\{"([^"]+)", "([^"]+)"\}', table)) == message.KNOWN_NAMES
